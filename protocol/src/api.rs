@@ -1,0 +1,407 @@
+//! JSON bodies of the backend's two HTTP APIs. The server serialises them, the phone
+//! core and the CLI deserialise them; one definition keeps both ends honest.
+//!
+//! - Admin API under `/admin/v1`, `Authorization: Bearer <admin token>`. Roles `admin`
+//!   and `fleet-admin` manage access; any other role gets 403 `forbidden`.
+//! - Operator (phone) API under `/v1`: redeem an invite, open a session by signing a
+//!   challenge, sync keys by cursor.
+//!
+//! Every error is `{"error": {"code": "...", "message": "..."}}` with a stable
+//! [`ErrorCode`] that clients act on; the message is for people.
+
+use crate::model::{AccessType, Key, Keypad, Machine, Operator, Organization, TelematicsUnit};
+use crate::phone::PhoneNumber;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// Header with which the bootstrap admin picks the organization it acts in.
+pub const ORGANIZATION_HEADER: &str = "x-opkey-organization";
+
+// ---------------------------------------------------------------------------------------
+// Errors
+
+/// Stable, machine-readable error codes. Clients match on these, never on messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request body or a parameter is invalid; the message names the field.
+    InvalidRequest,
+    /// No or unknown credentials.
+    Unauthorized,
+    /// The credentials are valid but the role may not do this.
+    Forbidden,
+    NotFound,
+    /// The request conflicts with existing data (e.g. duplicate phone in the organization).
+    Conflict,
+    /// A device list is full (495 static PINs, key cards or IPAF cards).
+    DeviceLimitReached,
+    /// No invite matches this token or code.
+    InviteNotFound,
+    InviteExpired,
+    /// The invite was already redeemed by another phone.
+    InviteUsed,
+    /// The invite was withdrawn (the operator was re-invited or deleted).
+    InviteRevoked,
+    /// The session challenge is unknown, used or expired: ask for a new one.
+    ChallengeExpired,
+    /// The access token is unknown or expired: open a new session.
+    SessionExpired,
+    /// This phone is no longer bound to an operator (re-invited elsewhere or deleted).
+    PhoneRevoked,
+    /// The signature does not verify against the enrolled phone key.
+    BadSignature,
+    /// The sync cursor is from the future or otherwise unusable: sync from zero.
+    BadCursor,
+    /// The uploaded import file could not be read at all.
+    UnreadableFile,
+    /// The SMS gateway refused or could not be reached.
+    SmsFailed,
+    /// Too many failed attempts (e.g. guessing invite codes): wait and try again.
+    TooManyRequests,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Admin API
+
+/// Admin roles. Only `admin` and `fleet-admin` may manage access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum AdminRole {
+    Admin,
+    FleetAdmin,
+    /// Sees the fleet in the backend but may not manage access.
+    Viewer,
+}
+
+impl AdminRole {
+    pub fn may_manage_access(self) -> bool {
+        matches!(self, AdminRole::Admin | AdminRole::FleetAdmin)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateOrganization {
+    pub name: String,
+}
+
+/// `POST /admin/v1/users`: an admin user of one organization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateAdminUser {
+    pub name: String,
+    pub role: AdminRole,
+    /// Defaults to the organization the caller acts in.
+    #[serde(default)]
+    pub organization_id: Option<String>,
+}
+
+/// The created admin user. `token` is shown once and stored only as a digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AdminUserCreated {
+    pub id: String,
+    pub name: String,
+    pub role: AdminRole,
+    pub organization_id: String,
+    pub token: String,
+}
+
+/// `GET /admin/v1/whoami`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AdminIdentity {
+    pub name: String,
+    pub role: AdminRole,
+    pub organization_id: String,
+}
+
+/// `POST /admin/v1/operators`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateOperator {
+    pub name: String,
+    /// Any common way of writing an international number; stored as E.164.
+    pub phone: String,
+    #[serde(default)]
+    pub access_type: Option<AccessType>,
+    /// Send an SMS invitation right away.
+    #[serde(default)]
+    pub send_invite: bool,
+}
+
+/// `PATCH /admin/v1/operators/{id}`: fields left out stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EditOperator {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub access_type: Option<AccessType>,
+}
+
+/// An operator as the admin sees it, with the state of their latest invite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct OperatorView {
+    #[serde(flatten)]
+    pub operator: Operator,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite: Option<InviteSummary>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum InviteStatus {
+    Pending,
+    Redeemed,
+    Expired,
+    Revoked,
+}
+
+/// An invite without its secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct InviteSummary {
+    pub id: String,
+    pub status: InviteStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The SMS that carried it, when one was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_id: Option<String>,
+}
+
+/// One problem found in an import file. `row` counts from 1 at the header line, as a
+/// spreadsheet shows it, so the first operator is row 2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ImportProblem {
+    pub row: u32,
+    pub field: String,
+    pub message: String,
+}
+
+/// One operator row read from an import file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ImportRow {
+    pub row: u32,
+    pub name: String,
+    pub phone: String,
+    #[serde(default)]
+    pub access_type: Option<AccessType>,
+    /// False when the row has problems; such a row is never imported.
+    pub valid: bool,
+}
+
+/// `POST /admin/v1/operators/import/preview` (body: the CSV or XLSX file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ImportPreview {
+    pub rows: Vec<ImportRow>,
+    pub problems: Vec<ImportProblem>,
+}
+
+/// `POST /admin/v1/operators/import` (body: the file; query `rows=2,3,5` selects rows,
+/// `invite=true` sends SMS invites to the imported operators).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ImportReport {
+    pub imported: Vec<ImportedOperator>,
+    /// Rows that were selected (or, with no selection, present) but not imported.
+    pub skipped: Vec<ImportProblem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ImportedOperator {
+    pub row: u32,
+    pub operator: OperatorView,
+}
+
+/// `POST /admin/v1/machines`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateMachine {
+    pub name: String,
+    #[serde(default)]
+    pub serial: String,
+    /// Defaults to TU600.
+    #[serde(default)]
+    pub unit_type: Option<TelematicsUnit>,
+    /// Defaults to `none`.
+    #[serde(default)]
+    pub keypad: Option<Keypad>,
+    /// SEC1 uncompressed P-256 public key, base64url.
+    #[serde(default)]
+    pub ble_public_key: Option<String>,
+}
+
+/// `POST /admin/v1/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateKey {
+    /// Set for a personal key; leave out for a non-personal key.
+    #[serde(default)]
+    pub operator_id: Option<String>,
+    pub machine_ids: Vec<String>,
+    pub access_type: AccessType,
+    #[serde(with = "time::serde::rfc3339")]
+    pub valid_from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub valid_to: OffsetDateTime,
+    #[serde(default)]
+    pub description: String,
+    /// Required for card access types.
+    #[serde(default)]
+    pub card_id: Option<String>,
+}
+
+/// `PATCH /admin/v1/keys/{id}`: only the end date and the description may change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EditKey {
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub valid_to: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A message the dev SMS gateway kept in its outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SmsMessage {
+    pub id: String,
+    pub recipient: PhoneNumber,
+    pub body: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+}
+
+// ---------------------------------------------------------------------------------------
+// Operator (phone) API
+
+/// `POST /v1/invites/redeem`. Exactly one of `token` and `code` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RedeemRequest {
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub code: Option<String>,
+    /// The phone's P-256 public key, SEC1 uncompressed, base64url.
+    pub phone_public_key: String,
+    /// DER ECDSA signature over [`crate::auth::redeem_message`], base64url.
+    pub signature: String,
+    /// A name for the phone the admin will see ("Pixel 8").
+    #[serde(default)]
+    pub device_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct OperatorProfile {
+    pub id: String,
+    pub name: String,
+    pub phone: PhoneNumber,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RedeemResponse {
+    /// The id of this phone's binding; it signs sessions with it.
+    pub phone_id: String,
+    pub operator: OperatorProfile,
+    pub organizations: Vec<Organization>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub server_time: OffsetDateTime,
+}
+
+/// `POST /v1/session/challenge`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ChallengeRequest {
+    pub phone_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ChallengeResponse {
+    /// 32 random bytes, base64url. Single use.
+    pub challenge: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub server_time: OffsetDateTime,
+}
+
+/// `POST /v1/session`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SessionRequest {
+    pub phone_id: String,
+    pub challenge: String,
+    /// DER ECDSA signature over [`crate::auth::session_message`], base64url.
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SessionResponse {
+    /// Bearer token for the operator API. Short-lived; keep it in memory only.
+    pub access_token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub server_time: OffsetDateTime,
+}
+
+/// Default and largest page sizes of `GET /v1/sync`.
+pub const SYNC_PAGE_DEFAULT: u32 = 2000;
+pub const SYNC_PAGE_MAX: u32 = 5000;
+
+/// `GET /v1/sync?cursor=N&limit=M`: what changed for this phone's operator since
+/// `cursor` (0 for everything). Apply all pages of one sync together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SyncResponse {
+    /// Pass this as `cursor` next time.
+    pub cursor: u64,
+    /// More changes wait: fetch again with the new cursor before applying.
+    pub has_more: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub server_time: OffsetDateTime,
+    pub operator: OperatorProfile,
+    /// Every organization the operator belongs to (always complete).
+    pub organizations: Vec<Organization>,
+    /// Keys created or changed since the cursor (personal keys of this operator).
+    pub keys: Vec<Key>,
+    /// Keys deleted since the cursor.
+    pub deleted_key_ids: Vec<String>,
+    /// Machines that upserted keys refer to, and machines changed since the cursor that
+    /// any of the operator's keys refer to.
+    pub machines: Vec<Machine>,
+}
