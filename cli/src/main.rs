@@ -1,1 +1,119 @@
-fn main() {}
+//! `opkey`: the desktop operator app on the OpKey core, the admin client for the
+//! reference backend, and `opkey demo`, the whole story in one process.
+//!
+//! Output is for people by default and JSON with `--json`; errors go to stderr with a
+//! non-zero exit status and say what to do. This binary holds no product logic: the
+//! phone side is `opkey-core`, the backend is `opkey-server`.
+
+mod admin;
+
+mod demo;
+mod error;
+mod home;
+mod output;
+mod phone;
+
+use clap::{Parser, Subcommand};
+use error::CliError;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use url::Url;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "opkey",
+    version,
+    about = "OpKey: machine keys on your phone, from the desktop"
+)]
+struct Cli {
+    /// Folder holding this installation's keys and settings (default: $OPKEY_HOME or ~/.opkey).
+    #[arg(long, global = true, env = "OPKEY_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Enroll this installation with an SMS invite: the link, or the code typed by hand.
+    Invite {
+        /// `https://…/i/<token>`, `opkey://invite/<token>`, or a code like `ABCD-EFGH-JKM`.
+        link_or_code: String,
+        /// The backend to redeem at (needed for a typed code on a fresh installation).
+        #[arg(long, value_name = "URL")]
+        server: Option<Url>,
+        /// Also accept invite links from this host (repeatable; remembered in the settings).
+        #[arg(long = "allow-host", value_name = "HOST")]
+        allow_hosts: Vec<String>,
+    },
+    /// Fetch the latest keys from the backend.
+    Sync,
+    /// List the keys held on this installation (works offline).
+    Keys {
+        /// Only keys usable right now.
+        #[arg(long)]
+        usable: bool,
+    },
+    /// Show one key in detail.
+    Key { id: String },
+    /// Enrollment, last sync, clock offset.
+    Status,
+    /// Administer the backend (admins and fleet admins).
+    Admin(admin::AdminArgs),
+    /// The whole story on embedded defaults: backend, SMS outbox and phone in one process.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            e.report();
+            ExitCode::from(e.exit_status())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let json = cli.json;
+    match cli.command {
+        Command::Admin(args) => admin::run(args, json).await,
+        Command::Demo => demo::run().await,
+        Command::Invite {
+            link_or_code,
+            server,
+            allow_hosts,
+        } => {
+            let home = home::Home::resolve(cli.home)?;
+            phone::invite(&home, &link_or_code, server, allow_hosts, json).await
+        }
+        Command::Sync => phone::sync(&home::Home::resolve(cli.home)?, json).await,
+        Command::Keys { usable } => phone::keys(&home::Home::resolve(cli.home)?, usable, json),
+        Command::Key { id } => phone::key(&home::Home::resolve(cli.home)?, &id, json),
+        Command::Status => phone::status(&home::Home::resolve(cli.home)?, json),
+    }
+}
+
+/// Logs go to stderr: errors only, unless RUST_LOG asks for more (e.g. RUST_LOG=opkey_core=debug).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,1 +1,284 @@
-//! placeholder
+//! # opkey-core
+//!
+//! The phone side of OpKey: the operator's keys held **offline** in an encrypted store,
+//! invite onboarding, and sync with the backend. The public API of this crate is the
+//! surface the Kotlin and Swift shells reach through UniFFI: plain records, enums, the
+//! [`OpKey`] object (usable behind `Arc`, `Send + Sync`, every method on `&self`) and
+//! typed errors.
+//!
+//! | module | owns | never |
+//! |---|---|---|
+//! | [`config`] | settings | performs I/O |
+//! | [`error`] | the public [`Error`] | carries a secret |
+//! | [`secrets`] | the data key's [`SecretStore`], AES-GCM envelopes | logs or formats a secret |
+//! | [`signer`] | the phone's P-256 key ([`Signer`], [`SoftwareSigner`]) | exposes a private key |
+//! | [`store`] | `opkey.db`: the only code that talks to SQLite | writes a secret in plaintext |
+//! | [`invite`] | reading links and codes, redeeming them | logs an invite secret |
+//! | `sync` | the HTTP client, sessions, applying sync pages | keeps a token beyond memory |
+//! | [`views`] | the records the apps show | holds a secret |
+//!
+//! Time comes from an injected [`Clock`], corrected by the server-time offset measured
+//! at every exchange with the backend ([`OpKey::now`]).
+
+pub mod config;
+pub mod error;
+pub mod invite;
+pub mod secrets;
+pub mod signer;
+pub mod store;
+mod sync;
+pub mod views;
+
+pub use config::{CoreConfig, RetryPolicy};
+pub use error::Error;
+pub use invite::{InviteError, InviteForm, ParsedInvite};
+pub use opkey_protocol::api::{ErrorCode, OperatorProfile};
+pub use opkey_protocol::{AccessType, Clock, KeyState, Keypad, Organization, TelematicsUnit};
+pub use secrets::{FileSecretStore, MemorySecretStore, SecretStore, SecretStoreError};
+pub use signer::{Signer, SignerError, SoftwareSigner};
+pub use store::StoreError;
+pub use time::OffsetDateTime;
+pub use url::Url;
+pub use views::{Enrollment, KeyView, MachineView, Status, SyncProgress, SyncReport};
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use store::{PhoneState, Store};
+use sync::http::{Http, OffsetSample};
+use sync::session::Session;
+use zeroize::Zeroizing;
+
+/// The phone's OpKey: one per data directory.
+pub struct OpKey {
+    config: CoreConfig,
+    store: Mutex<Store>,
+    signer: Arc<dyn Signer>,
+    clock: Arc<dyn Clock>,
+    /// Server time minus phone time, from the last exchange with the backend.
+    offset_ms: Mutex<Option<i64>>,
+    /// Built on first use, so an offline phone opens its keys without TLS set-up.
+    http: OnceLock<Http>,
+    session: tokio::sync::Mutex<Option<Session>>,
+    /// One redeem or sync at a time.
+    network: tokio::sync::Mutex<()>,
+}
+
+impl fmt::Debug for OpKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpKey")
+            .field("data_dir", &self.config.data_dir)
+            .field("server_url", &self.config.server_url.as_ref().map(Url::as_str))
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpKey {
+    /// Opens (creating if needed) the store in `config.data_dir`. `signer: None` uses
+    /// the software signer, created once and kept sealed in the store so that retries
+    /// and restarts use the same key.
+    pub fn open(
+        config: CoreConfig,
+        secrets: Arc<dyn SecretStore>,
+        signer: Option<Arc<dyn Signer>>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<OpKey, Error> {
+        let store = Store::open(&config.data_dir, secrets.as_ref())?;
+        let signer = match signer {
+            Some(signer) => signer,
+            None => Arc::new(software_signer(&store)?),
+        };
+        let offset_ms = store.phone()?.server_offset_ms;
+        Ok(OpKey {
+            config,
+            store: Mutex::new(store),
+            signer,
+            clock,
+            offset_ms: Mutex::new(offset_ms),
+            http: OnceLock::new(),
+            session: tokio::sync::Mutex::new(None),
+            network: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Removes this phone's local data (the store and the data key), e.g. after
+    /// [`Error::DataKeyMismatch`]. No `OpKey` may be open on `config.data_dir`.
+    pub fn erase_local_data(config: &CoreConfig, secrets: &dyn SecretStore) -> Result<(), Error> {
+        for suffix in ["", "-wal", "-shm"] {
+            let path = config.data_dir.join(format!("{}{suffix}", store::DB_FILE_NAME));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StoreError::Unavailable {
+                        reason: format!("{}: {e}", path.display()),
+                    }
+                    .into());
+                }
+            }
+        }
+        secrets.delete(secrets::DATA_KEY_NAME)?;
+        Ok(())
+    }
+
+    /// Reads an invite link or code without using the network.
+    pub fn parse_invite(&self, input: &str) -> Result<ParsedInvite, InviteError> {
+        invite::parse::parse(&self.config, input).map(|(parsed, _secret)| parsed)
+    }
+
+    /// Redeems an invite link or code and records the enrollment. Safe to call again
+    /// with the same input after a network failure.
+    pub async fn redeem_invite(&self, input: &str) -> Result<Enrollment, Error> {
+        invite::redeem::redeem(self, input).await
+    }
+
+    /// Finishes a redeem that was interrupted ([`Status::pending_invite`]).
+    /// [`Error::NotEnrolled`] when none is pending.
+    pub async fn resume_redeem(&self) -> Result<Enrollment, Error> {
+        invite::redeem::resume(self).await
+    }
+
+    pub async fn sync(&self) -> Result<SyncReport, Error> {
+        sync::run(self, &|_| {}).await
+    }
+
+    pub async fn sync_with_progress(
+        &self,
+        progress: &(dyn Fn(SyncProgress) + Send + Sync),
+    ) -> Result<SyncReport, Error> {
+        sync::run(self, progress).await
+    }
+
+    /// Every key on the phone: usable first, then by machine name.
+    pub fn keys(&self) -> Result<Vec<KeyView>, Error> {
+        let now = self.now();
+        Ok(self.store().keys(now)?)
+    }
+
+    pub fn key(&self, id: &str) -> Result<KeyView, Error> {
+        let now = self.now();
+        self.store()
+            .key(id, now)?
+            .ok_or_else(|| Error::KeyNotFound { id: id.to_owned() })
+    }
+
+    pub fn status(&self) -> Result<Status, Error> {
+        let now = self.now();
+        let (phone, organizations, (key_count, usable_key_count)) = {
+            let store = self.store();
+            (store.phone()?, store.organizations()?, store.key_counts(now)?)
+        };
+        let offset = *self.offset();
+        Ok(Status {
+            enrolled: phone.phone_id.is_some() && !phone.revoked,
+            server_url: self.server_url(&phone),
+            phone_id: phone.phone_id,
+            operator: phone.operator,
+            organizations,
+            last_sync_at: phone.last_sync_at,
+            server_offset_ms: offset,
+            clock_warning: offset.and_then(views::clock_warning),
+            key_count,
+            usable_key_count,
+            cursor: phone.cursor,
+            revoked: phone.revoked,
+            pending_invite: phone.pending_server_url.is_some(),
+        })
+    }
+
+    /// The server-corrected time: the injected clock plus the last measured offset.
+    pub fn now(&self) -> OffsetDateTime {
+        let offset = self.offset().unwrap_or(0);
+        self.clock.now() + time::Duration::milliseconds(offset)
+    }
+
+    // ---- for the modules ----------------------------------------------------------
+
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn offset(&self) -> MutexGuard<'_, Option<i64>> {
+        self.offset_ms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_offset(&self, ms: i64) {
+        *self.offset() = Some(ms);
+    }
+
+    fn http(&self) -> Result<&Http, Error> {
+        if let Some(http) = self.http.get() {
+            return Ok(http);
+        }
+        let http = Http::new(&self.config, self.clock.clone())?;
+        Ok(self.http.get_or_init(|| http))
+    }
+
+    /// The configured server, else the one remembered from the last redeem.
+    fn server_url(&self, phone: &PhoneState) -> Option<Url> {
+        self.config
+            .server_url
+            .clone()
+            .or_else(|| phone.server_url.clone())
+    }
+
+    /// A session token for `phone_id`: the cached one while fresh, else a new session.
+    async fn access_token(
+        &self,
+        http: &Http,
+        server: &Url,
+        phone_id: &str,
+        best: &mut Option<OffsetSample>,
+    ) -> Result<Zeroizing<String>, Error> {
+        let mut slot = self.session.lock().await;
+        if let Some(session) = slot.as_ref()
+            && session.is_fresh(server, phone_id, self.now())
+        {
+            return Ok(session.token());
+        }
+        let (session, sample) = sync::session::open(http, server, phone_id, self.signer.as_ref()).await?;
+        *best = Some(OffsetSample::best(*best, sample));
+        let token = session.token();
+        *slot = Some(session);
+        Ok(token)
+    }
+
+    async fn forget_session(&self) {
+        self.session.lock().await.take();
+    }
+}
+
+/// The software signer sealed in the store, created on first use.
+fn software_signer(store: &Store) -> Result<SoftwareSigner, Error> {
+    if let Some(pkcs8) = store.load_secret(store::SLOT_SIGNER)? {
+        return Ok(SoftwareSigner::from_pkcs8(&pkcs8)?);
+    }
+    let (signer, pkcs8) = SoftwareSigner::generate()?;
+    store.save_secret(store::SLOT_SIGNER, &pkcs8)?;
+    tracing::info!("created the software phone key");
+    Ok(signer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn the_facade_can_be_shared_across_threads_and_its_futures_moved() {
+        assert_send_sync::<OpKey>();
+        let tmp = tempfile::tempdir().unwrap();
+        let op = OpKey::open(
+            CoreConfig::new(tmp.path()),
+            Arc::new(MemorySecretStore::new()),
+            None,
+            Arc::new(opkey_protocol::SystemClock),
+        )
+        .unwrap();
+        assert_send(&op.sync());
+        assert_send(&op.sync_with_progress(&|_| {}));
+        assert_send(&op.redeem_invite("x"));
+        assert_send(&op.resume_redeem());
+    }
+}

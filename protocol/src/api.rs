@@ -116,7 +116,7 @@ pub struct CreateAdminUser {
 }
 
 /// The created admin user. `token` is shown once and stored only as a digest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct AdminUserCreated {
     pub id: String,
@@ -305,7 +305,7 @@ pub struct SmsMessage {
 // Operator (phone) API
 
 /// `POST /v1/invites/redeem`. Exactly one of `token` and `code` is set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct RedeemRequest {
     #[serde(default)]
@@ -368,7 +368,7 @@ pub struct SessionRequest {
     pub signature: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct SessionResponse {
     /// Bearer token for the operator API. Short-lived; keep it in memory only.
@@ -404,4 +404,71 @@ pub struct SyncResponse {
     /// Machines that upserted keys refer to, and machines changed since the cursor that
     /// any of the operator's keys refer to.
     pub machines: Vec<Machine>,
+}
+
+// Bodies that carry secrets print without them.
+
+impl std::fmt::Debug for AdminUserCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminUserCreated")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("organization_id", &self.organization_id)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RedeemRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedeemRequest")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("code", &self.code.as_ref().map(|_| "<redacted>"))
+            .field("phone_public_key", &self.phone_public_key)
+            .field("device_name", &self.device_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for SessionResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionResponse")
+            .field("access_token", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .field("server_time", &self.server_time)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_of_bodies_with_secrets_hides_them() {
+        let redeem = RedeemRequest {
+            token: Some("SECRET-TOKEN".into()),
+            code: None,
+            phone_public_key: "pk".into(),
+            signature: "SECRET-SIG".into(),
+            device_name: "Pixel".into(),
+        };
+        let text = format!("{redeem:?}");
+        assert!(!text.contains("SECRET"), "{text}");
+        let session = SessionResponse {
+            access_token: "SECRET-ACCESS".into(),
+            expires_at: time::OffsetDateTime::UNIX_EPOCH,
+            server_time: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        assert!(!format!("{session:?}").contains("SECRET"));
+        let user = AdminUserCreated {
+            id: "usr_1".into(),
+            name: "Dana".into(),
+            role: AdminRole::FleetAdmin,
+            organization_id: "org_1".into(),
+            token: "SECRET-ADMIN".into(),
+        };
+        assert!(!format!("{user:?}").contains("SECRET"));
+    }
 }

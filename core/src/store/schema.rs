@@ -1,0 +1,93 @@
+//! The store's schema and its migrations. `PRAGMA application_id` marks the file as
+//! ours; `PRAGMA user_version` is the schema version. Migration `n` (1-based) takes the
+//! schema from version `n - 1` to `n`; all pending ones run in one transaction.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+/// `PRAGMA application_id` of an OpKey store: "OPKY".
+pub const APPLICATION_ID: i32 = 0x4F50_4B59;
+/// The newest schema this build reads and writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+const MIGRATIONS: &[&str] = &[V1];
+
+/// Times are stored as (unix seconds, nanoseconds) pairs: exact and cheap to compare.
+const V1: &str = "
+CREATE TABLE vault (
+    slot   TEXT PRIMARY KEY NOT NULL,
+    sealed BLOB NOT NULL
+) WITHOUT ROWID;
+
+-- One row: who this phone is and where sync stands.
+CREATE TABLE phone (
+    id                 INTEGER PRIMARY KEY CHECK (id = 1),
+    server_url         TEXT,
+    phone_id           TEXT,
+    operator_id        TEXT,
+    operator_name      TEXT,
+    operator_phone     TEXT,
+    revoked            INTEGER NOT NULL DEFAULT 0,
+    cursor             INTEGER NOT NULL DEFAULT 0,
+    server_offset_ms   INTEGER,
+    last_sync_s        INTEGER,
+    last_sync_ns       INTEGER,
+    pending_server_url TEXT
+);
+INSERT INTO phone (id) VALUES (1);
+
+CREATE TABLE organizations (
+    id       TEXT PRIMARY KEY NOT NULL,
+    name     TEXT NOT NULL,
+    position INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE machines (
+    id              TEXT PRIMARY KEY NOT NULL,
+    organization_id TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    serial          TEXT NOT NULL,
+    unit_type       TEXT NOT NULL,
+    keypad          TEXT NOT NULL,
+    ble_public_key  TEXT
+) WITHOUT ROWID;
+
+CREATE TABLE keys (
+    id              TEXT PRIMARY KEY NOT NULL,
+    organization_id TEXT NOT NULL,
+    access_type     TEXT NOT NULL,
+    operator_id     TEXT,
+    description     TEXT NOT NULL,
+    valid_from_s    INTEGER NOT NULL,
+    valid_from_ns   INTEGER NOT NULL,
+    valid_to_s      INTEGER NOT NULL,
+    valid_to_ns     INTEGER NOT NULL,
+    version         INTEGER NOT NULL,
+    revoked         INTEGER NOT NULL,
+    card_id         TEXT
+) WITHOUT ROWID;
+
+CREATE TABLE key_machines (
+    key_id     TEXT NOT NULL,
+    position   INTEGER NOT NULL,
+    machine_id TEXT NOT NULL,
+    PRIMARY KEY (key_id, position)
+) WITHOUT ROWID;
+CREATE INDEX key_machines_by_machine ON key_machines (machine_id);
+";
+
+/// Brings a fresh or older store up to [`SCHEMA_VERSION`]. The caller has checked that
+/// the file is ours (or empty) and not newer.
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Read again under the write lock: another process may have migrated meanwhile.
+    let current: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    for sql in &MIGRATIONS[current as usize..] {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()
+}

@@ -1,0 +1,357 @@
+//! Keys: access to machines of this organization by one access type between From and
+//! To. Enforces the rules of the fleet backend: a Digital Key is personal, card keys
+//! carry a card id unique on the device, and a device stores at most
+//! [`SlotClass::DEVICE_LIMIT`] static PINs, key cards and IPAF cards each.
+//!
+//! A key counts against its device lists while it is live: not deleted, not revoked
+//! and not yet expired. Every change bumps the key's sequence value (and edits and
+//! revocations its version) so phones see it by cursor.
+
+use crate::app::AppState;
+use crate::auth::AccessManager;
+use crate::db::{keys, machines, operators, sequence};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::ids::{IdKind, new_id};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use opkey_protocol::api::{CreateKey, EditKey, ErrorBody};
+use opkey_protocol::model::{SlotClass, Validity};
+use opkey_protocol::{AccessType, Key, Machine};
+use rusqlite::Connection;
+use serde::Deserialize;
+use std::collections::HashSet;
+use time::OffsetDateTime;
+
+const MAX_CARD_ID_CHARS: usize = 64;
+const MAX_DESCRIPTION_CHARS: usize = 1000;
+const MAX_MACHINES_PER_KEY: usize = 1000;
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("key {id} is not in this organization"))
+}
+
+fn clean_description(text: &str) -> Result<String, ApiError> {
+    let text = text.trim();
+    if text.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(ApiError::field(
+            "description",
+            format!("is longer than {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+fn clean_card_id(access_type: AccessType, card_id: Option<&str>) -> Result<Option<String>, ApiError> {
+    let card_id = card_id.map(str::trim).filter(|c| !c.is_empty());
+    match (access_type.is_card(), card_id) {
+        (true, None) => Err(ApiError::field(
+            "card_id",
+            format!(
+                "is required for {} keys: give the number printed on the card",
+                access_type.label()
+            ),
+        )),
+        (true, Some(c)) if c.chars().count() > MAX_CARD_ID_CHARS => Err(ApiError::field(
+            "card_id",
+            format!("is longer than {MAX_CARD_ID_CHARS} characters"),
+        )),
+        (true, Some(c)) => Ok(Some(c.to_owned())),
+        (false, Some(_)) => Err(ApiError::field(
+            "card_id",
+            format!(
+                "only card keys carry a card id; leave it out for {} keys",
+                access_type.label()
+            ),
+        )),
+        (false, None) => Ok(None),
+    }
+}
+
+fn check_window(validity: &Validity) -> Result<(), ApiError> {
+    if validity.valid_to <= validity.valid_from {
+        return Err(ApiError::field("valid_to", "must be after valid_from"));
+    }
+    Ok(())
+}
+
+/// Refuses a live key that would overfill a device list or put the same card twice on
+/// one device. `except` leaves the key itself out when it is being edited.
+fn check_device_lists(
+    conn: &Connection,
+    key: &Key,
+    machines: &[Machine],
+    now: OffsetDateTime,
+    except: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(class) = key.access_type.device_slot_class() else {
+        return Ok(());
+    };
+    if key.revoked || key.validity.valid_to <= now {
+        return Ok(());
+    }
+    for machine in machines {
+        if let Some(card_id) = &key.card_id
+            && let Some(holder) = keys::card_holder(conn, &machine.id, class, card_id, now, except)?
+        {
+            return Err(ApiError::Conflict(format!(
+                "card {card_id} is already on machine '{}' ({}) through key {holder}; delete or end that key first",
+                machine.name, machine.id
+            )));
+        }
+        if keys::count_in_slot_class(conn, &machine.id, class, now, except)? >= SlotClass::DEVICE_LIMIT {
+            return Err(ApiError::DeviceLimitReached {
+                machine_id: machine.id.clone(),
+                machine_name: machine.name.clone(),
+                class,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn machines_of(conn: &Connection, key: &Key) -> Result<Vec<Machine>, ApiError> {
+    key.machine_ids
+        .iter()
+        .map(|id| {
+            machines::get_in_org(conn, id, &key.organization_id)?
+                .ok_or_else(|| ApiError::Internal(format!("key {} refers to missing machine {id}", key.id)))
+        })
+        .collect()
+}
+
+/// Creates a key.
+#[utoipa::path(
+    post, path = "/admin/v1/keys", tag = "keys", security(("admin_token" = [])),
+    request_body = CreateKey,
+    responses(
+        (status = 201, body = Key), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "device_limit_reached, or the card is already on a machine")
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    AccessManager(caller): AccessManager,
+    ApiJson(body): ApiJson<CreateKey>,
+) -> ApiResult<(StatusCode, Json<Key>)> {
+    if body.machine_ids.is_empty() {
+        return Err(ApiError::field("machine_ids", "name at least one machine"));
+    }
+    if body.machine_ids.len() > MAX_MACHINES_PER_KEY {
+        return Err(ApiError::field(
+            "machine_ids",
+            format!("a key opens at most {MAX_MACHINES_PER_KEY} machines"),
+        ));
+    }
+    let mut seen = HashSet::new();
+    let machine_ids: Vec<String> = body.machine_ids.iter().map(|m| m.trim().to_owned()).collect();
+    if let Some(dup) = machine_ids.iter().find(|m| !seen.insert(m.as_str())) {
+        return Err(ApiError::field("machine_ids", format!("{dup} is listed twice")));
+    }
+    let operator_id = body
+        .operator_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(str::to_owned);
+    if body.access_type == AccessType::DigitalKey && operator_id.is_none() {
+        return Err(ApiError::field(
+            "operator_id",
+            "a Digital Key is always personal: set operator_id to the operator whose phone opens the machines",
+        ));
+    }
+    let validity = Validity {
+        valid_from: body.valid_from,
+        valid_to: body.valid_to,
+    };
+    check_window(&validity)?;
+    let key = Key {
+        id: new_id(&state.rng, IdKind::Key)?,
+        organization_id: caller.organization.id.clone(),
+        access_type: body.access_type,
+        operator_id,
+        machine_ids,
+        validity,
+        description: clean_description(&body.description)?,
+        version: 1,
+        revoked: false,
+        card_id: clean_card_id(body.access_type, body.card_id.as_deref())?,
+    };
+    let now = state.now();
+    let stored = key.clone();
+    state
+        .db
+        .write(move |tx| {
+            let org_id = &stored.organization_id;
+            if let Some(op) = &stored.operator_id
+                && operators::get_in_org(tx, op, org_id)?.is_none()
+            {
+                return Err(ApiError::field(
+                    "operator_id",
+                    format!("operator {op} is not in this organization"),
+                ));
+            }
+            let machines = stored
+                .machine_ids
+                .iter()
+                .map(|id| {
+                    machines::get_in_org(tx, id, org_id)?.ok_or_else(|| {
+                        ApiError::field("machine_ids", format!("machine {id} is not in this organization"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            check_device_lists(tx, &stored, &machines, now, None)?;
+            keys::insert(tx, &stored, sequence::next(tx)?, now)?;
+            Ok(())
+        })
+        .await?;
+    tracing::info!(key_id = %key.id, access_type = %key.access_type, operator_id = ?key.operator_id, "key created");
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+/// Filters for `GET /admin/v1/keys`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KeyFilter {
+    /// Only this operator's keys.
+    pub operator_id: Option<String>,
+    /// Only keys that open this machine.
+    pub machine_id: Option<String>,
+}
+
+#[utoipa::path(
+    get, path = "/admin/v1/keys", tag = "keys", security(("admin_token" = [])),
+    params(KeyFilter),
+    responses((status = 200, body = Vec<Key>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    AccessManager(caller): AccessManager,
+    ApiQuery(filter): ApiQuery<KeyFilter>,
+) -> ApiResult<Json<Vec<Key>>> {
+    let list = state
+        .db
+        .read(move |conn| {
+            Ok(keys::list_in_org(
+                conn,
+                caller.organization_id(),
+                filter.operator_id.as_deref(),
+                filter.machine_id.as_deref(),
+            )?)
+        })
+        .await?;
+    Ok(Json(list))
+}
+
+#[utoipa::path(
+    get, path = "/admin/v1/keys/{id}", tag = "keys", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "key id")),
+    responses((status = 200, body = Key), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn get_one(
+    State(state): State<AppState>,
+    AccessManager(caller): AccessManager,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Key>> {
+    let key = state
+        .db
+        .read(move |conn| {
+            keys::get_in_org(conn, &id, caller.organization_id())?.ok_or_else(|| not_found(&id))
+        })
+        .await?;
+    Ok(Json(key))
+}
+
+/// Changes the end date and/or the description.
+#[utoipa::path(
+    patch, path = "/admin/v1/keys/{id}", tag = "keys", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "key id")),
+    request_body = EditKey,
+    responses(
+        (status = 200, body = Key), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)
+    )
+)]
+pub async fn edit(
+    State(state): State<AppState>,
+    AccessManager(caller): AccessManager,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<EditKey>,
+) -> ApiResult<Json<Key>> {
+    let description = body.description.as_deref().map(clean_description).transpose()?;
+    let now = state.now();
+    let key = state
+        .db
+        .write(move |tx| {
+            let mut key =
+                keys::get_in_org(tx, &id, caller.organization_id())?.ok_or_else(|| not_found(&id))?;
+            if let Some(valid_to) = body.valid_to {
+                key.validity.valid_to = valid_to;
+                check_window(&key.validity)?;
+                check_device_lists(tx, &key, &machines_of(tx, &key)?, now, Some(&key.id))?;
+            }
+            if let Some(description) = description {
+                key.description = description;
+            }
+            key.version += 1;
+            keys::update(tx, &key, sequence::next(tx)?)?;
+            Ok(key)
+        })
+        .await?;
+    tracing::info!(key_id = %key.id, version = key.version, "key edited");
+    Ok(Json(key))
+}
+
+/// Deletes a key; phones learn of it by sync.
+#[utoipa::path(
+    delete, path = "/admin/v1/keys/{id}", tag = "keys", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "key id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    AccessManager(caller): AccessManager,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let now = state.now();
+    let key_id = id.clone();
+    state
+        .db
+        .write(move |tx| {
+            let key = keys::get_in_org(tx, &id, caller.organization_id())?.ok_or_else(|| not_found(&id))?;
+            Ok(keys::tombstone(tx, &key.id, sequence::next(tx)?, now)?)
+        })
+        .await?;
+    tracing::info!(%key_id, "key deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Withdraws a key for good; revoking a revoked key changes nothing.
+#[utoipa::path(
+    post, path = "/admin/v1/keys/{id}/revoke", tag = "keys", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "key id")),
+    responses((status = 200, body = Key), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn revoke(
+    State(state): State<AppState>,
+    AccessManager(caller): AccessManager,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Key>> {
+    let key = state
+        .db
+        .write(move |tx| {
+            let mut key =
+                keys::get_in_org(tx, &id, caller.organization_id())?.ok_or_else(|| not_found(&id))?;
+            if !key.revoked {
+                key.revoked = true;
+                key.version += 1;
+                keys::update(tx, &key, sequence::next(tx)?)?;
+            }
+            Ok(key)
+        })
+        .await?;
+    tracing::info!(key_id = %key.id, version = key.version, "key revoked");
+    Ok(Json(key))
+}

@@ -1,0 +1,131 @@
+//! How a server is set up: database file, bootstrap admin token, invite links and
+//! lifetime, the SMS gateway, and the clock. Owns no behaviour; never prints secrets
+//! (the `Debug` impls redact the admin token and the SMS provider's credentials).
+
+use opkey_protocol::{Clock, SystemClock};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use url::Url;
+
+/// The default SMS body sent to an HTTP provider: JSON with the recipient and the text.
+pub const DEFAULT_SMS_BODY_TEMPLATE: &str = r#"{"to":"{to}","text":"{body}"}"#;
+/// The default content type of the HTTP provider's request body.
+pub const DEFAULT_SMS_CONTENT_TYPE: &str = "application/json";
+/// How long an invite stays redeemable unless configured otherwise.
+pub const DEFAULT_INVITE_TTL: time::Duration = time::Duration::days(7);
+/// The name of the organization created on first start.
+pub const DEFAULT_ORGANIZATION_NAME: &str = "Default organization";
+
+/// Everything [`crate::start`] needs.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// SQLite file (created if absent).
+    pub db_path: PathBuf,
+    /// The bootstrap admin token: role admin, acts in the default organization unless the
+    /// `x-opkey-organization` header names another.
+    pub admin_token: String,
+    /// Invite links are `{invite_base_url}/i/{token}`; `None` uses the server's own URL.
+    pub invite_base_url: Option<Url>,
+    pub invite_ttl: time::Duration,
+    pub sms: SmsConfig,
+    pub default_organization_name: String,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl ServerConfig {
+    /// A configuration with the defaults: dev SMS outbox, 7-day invites, system clock.
+    pub fn new(db_path: impl Into<PathBuf>, admin_token: impl Into<String>) -> Self {
+        Self {
+            db_path: db_path.into(),
+            admin_token: admin_token.into(),
+            invite_base_url: None,
+            invite_ttl: DEFAULT_INVITE_TTL,
+            sms: SmsConfig::Dev,
+            default_organization_name: DEFAULT_ORGANIZATION_NAME.to_owned(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("db_path", &self.db_path)
+            .field("admin_token", &"<redacted>")
+            .field("invite_base_url", &self.invite_base_url.as_ref().map(Url::as_str))
+            .field("invite_ttl", &self.invite_ttl)
+            .field("sms", &self.sms)
+            .field("default_organization_name", &self.default_organization_name)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+/// Which SMS gateway sends invitations.
+#[derive(Debug, Clone, Default)]
+pub enum SmsConfig {
+    /// Keep messages in the database's outbox, readable with `GET /admin/v1/sms`.
+    #[default]
+    Dev,
+    /// POST each message to a real provider.
+    Http(HttpSmsConfig),
+}
+
+/// An HTTP SMS provider: one request per message.
+#[derive(Clone)]
+pub struct HttpSmsConfig {
+    pub url: Url,
+    /// A header carrying the credentials, e.g. `("Authorization", "Bearer …")`.
+    pub auth_header: Option<(String, String)>,
+    pub content_type: String,
+    /// The request body with `{to}` and `{body}` placeholders; the values are escaped for
+    /// JSON or form encoding according to `content_type`.
+    pub body_template: String,
+}
+
+impl HttpSmsConfig {
+    /// A provider at `url` with the default JSON body and no credentials.
+    pub fn new(url: Url) -> Self {
+        Self {
+            url,
+            auth_header: None,
+            content_type: DEFAULT_SMS_CONTENT_TYPE.to_owned(),
+            body_template: DEFAULT_SMS_BODY_TEMPLATE.to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for HttpSmsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpSmsConfig")
+            .field("url", &self.url.as_str())
+            .field(
+                "auth_header",
+                &self
+                    .auth_header
+                    .as_ref()
+                    .map(|(name, _)| format!("{name}: <redacted>")),
+            )
+            .field("content_type", &self.content_type)
+            .field("body_template", &self.body_template)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_credentials() {
+        let mut config = ServerConfig::new("/tmp/x.db", "super-secret-admin-token");
+        let mut http = HttpSmsConfig::new(Url::parse("https://sms.example/send").unwrap());
+        http.auth_header = Some(("Authorization".into(), "Bearer provider-secret".into()));
+        config.sms = SmsConfig::Http(http);
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("super-secret-admin-token"), "{debug}");
+        assert!(!debug.contains("provider-secret"), "{debug}");
+        assert!(debug.contains("Authorization: <redacted>"), "{debug}");
+    }
+}

@@ -1,0 +1,170 @@
+//! Versioned migrations. `PRAGMA user_version` records how many have run; each runs in
+//! its own transaction, and a migration once released is never edited, only followed.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the access-management model.
+    r#"
+    CREATE TABLE organizations (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        is_default  INTEGER NOT NULL DEFAULT 0,
+        created_at  TEXT NOT NULL
+    );
+
+    CREATE TABLE admin_users (
+        id               TEXT PRIMARY KEY,
+        organization_id  TEXT NOT NULL REFERENCES organizations(id),
+        name             TEXT NOT NULL,
+        role             TEXT NOT NULL,
+        token_digest     TEXT NOT NULL UNIQUE,
+        created_at       TEXT NOT NULL
+    );
+
+    -- A person, identified by phone; deleted operators stay as rows so their revoked
+    -- phones and invites keep answering precisely.
+    CREATE TABLE operators (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        phone        TEXT NOT NULL,
+        access_type  TEXT,
+        created_at   TEXT NOT NULL,
+        deleted_at   TEXT
+    );
+    CREATE UNIQUE INDEX operators_live_phone ON operators(phone) WHERE deleted_at IS NULL;
+
+    CREATE TABLE memberships (
+        operator_id      TEXT NOT NULL REFERENCES operators(id),
+        organization_id  TEXT NOT NULL REFERENCES organizations(id),
+        created_at       TEXT NOT NULL,
+        PRIMARY KEY (operator_id, organization_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX memberships_organization ON memberships(organization_id, operator_id);
+
+    CREATE TABLE phones (
+        id           TEXT PRIMARY KEY,
+        operator_id  TEXT NOT NULL REFERENCES operators(id),
+        public_key   TEXT NOT NULL,
+        device_name  TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        revoked_at   TEXT
+    );
+    CREATE INDEX phones_operator ON phones(operator_id);
+
+    CREATE TABLE invites (
+        id                 TEXT PRIMARY KEY,
+        operator_id        TEXT NOT NULL REFERENCES operators(id),
+        organization_id    TEXT NOT NULL REFERENCES organizations(id),
+        token_digest       TEXT NOT NULL UNIQUE,
+        code_digest        TEXT NOT NULL UNIQUE,
+        created_at         TEXT NOT NULL,
+        expires_at         TEXT NOT NULL,
+        redeemed_at        TEXT,
+        redeemed_phone_id  TEXT REFERENCES phones(id),
+        revoked_at         TEXT,
+        sms_id             TEXT
+    );
+    CREATE INDEX invites_operator ON invites(operator_id, created_at);
+
+    CREATE TABLE challenges (
+        challenge   TEXT PRIMARY KEY,
+        phone_id    TEXT NOT NULL REFERENCES phones(id),
+        expires_at  TEXT NOT NULL,
+        used_at     TEXT
+    );
+    CREATE INDEX challenges_expiry ON challenges(expires_at);
+
+    CREATE TABLE sessions (
+        token_digest  TEXT PRIMARY KEY,
+        phone_id      TEXT NOT NULL REFERENCES phones(id),
+        expires_at    TEXT NOT NULL
+    );
+    CREATE INDEX sessions_expiry ON sessions(expires_at);
+
+    -- One global, monotonically increasing change counter: the sync cursor.
+    CREATE TABLE change_sequence (
+        id     INTEGER PRIMARY KEY CHECK (id = 1),
+        value  INTEGER NOT NULL
+    );
+    INSERT INTO change_sequence (id, value) VALUES (1, 0);
+
+    CREATE TABLE machines (
+        id               TEXT PRIMARY KEY,
+        organization_id  TEXT NOT NULL REFERENCES organizations(id),
+        name             TEXT NOT NULL,
+        serial           TEXT NOT NULL,
+        unit_type        TEXT NOT NULL,
+        keypad           TEXT NOT NULL,
+        ble_public_key   TEXT,
+        seq              INTEGER NOT NULL,
+        created_at       TEXT NOT NULL
+    );
+    CREATE INDEX machines_organization ON machines(organization_id);
+    CREATE INDEX machines_seq ON machines(seq);
+
+    -- Deleted keys stay as tombstones (deleted_at set, machines unlinked) so phones
+    -- learn of the deletion by cursor.
+    CREATE TABLE keys (
+        id               TEXT PRIMARY KEY,
+        organization_id  TEXT NOT NULL REFERENCES organizations(id),
+        operator_id      TEXT REFERENCES operators(id),
+        access_type      TEXT NOT NULL,
+        slot_class       TEXT,
+        valid_from       TEXT NOT NULL,
+        valid_to         TEXT NOT NULL,
+        description      TEXT NOT NULL,
+        card_id          TEXT,
+        version          INTEGER NOT NULL,
+        revoked          INTEGER NOT NULL DEFAULT 0,
+        seq              INTEGER NOT NULL,
+        created_at       TEXT NOT NULL,
+        deleted_at       TEXT
+    );
+    CREATE INDEX keys_operator_seq ON keys(operator_id, seq);
+    CREATE INDEX keys_organization ON keys(organization_id, operator_id);
+
+    CREATE TABLE key_machines (
+        key_id      TEXT NOT NULL REFERENCES keys(id),
+        machine_id  TEXT NOT NULL REFERENCES machines(id),
+        position    INTEGER NOT NULL,
+        PRIMARY KEY (key_id, machine_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX key_machines_machine ON key_machines(machine_id, key_id);
+
+    CREATE TABLE sms_outbox (
+        id         TEXT PRIMARY KEY,
+        recipient  TEXT NOT NULL,
+        body       TEXT NOT NULL,
+        sent_at    TEXT NOT NULL
+    );
+    "#,
+];
+
+/// Brings the schema up to date.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let applied: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let version: usize = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+    }
+}

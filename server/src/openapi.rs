@@ -1,0 +1,93 @@
+//! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations and
+//! the protocol types' schemas, with the two bearer schemes (admin token, phone session).
+
+use crate::{admin, app, operator_api};
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "OpKey Access Management",
+        description = "Admin API (/admin/v1) for organizations, operators, machines, keys and invites; \
+                       operator API (/v1) for phones: redeem an invite, open a session, sync keys."
+    ),
+    paths(
+        app::healthz,
+        admin::users::whoami,
+        admin::users::create,
+        admin::organizations::create,
+        admin::organizations::list,
+        admin::operators::create,
+        admin::operators::list,
+        admin::operators::get_one,
+        admin::operators::edit,
+        admin::operators::delete,
+        admin::operators::reinvite,
+        admin::import::preview,
+        admin::import::import,
+        admin::import::template,
+        admin::machines::create,
+        admin::machines::list,
+        admin::machines::get_one,
+        admin::machines::delete,
+        admin::keys::create,
+        admin::keys::list,
+        admin::keys::get_one,
+        admin::keys::edit,
+        admin::keys::delete,
+        admin::keys::revoke,
+        admin::sms::outbox,
+        operator_api::redeem::redeem,
+        operator_api::session::challenge,
+        operator_api::session::open,
+        operator_api::sync::sync,
+    ),
+    modifiers(&BearerSchemes),
+    tags(
+        (name = "admin", description = "Identity, organizations, admin users, SMS outbox"),
+        (name = "operators", description = "Operators, invites and file import"),
+        (name = "machines", description = "Machines and their telematics units"),
+        (name = "keys", description = "Keys to machines"),
+        (name = "phone", description = "The operator app: redeem, session, sync"),
+        (name = "health")
+    )
+)]
+struct ApiDoc;
+
+struct BearerSchemes;
+
+impl Modify for BearerSchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An admin token: the bootstrap token or a user's token"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "phone_session",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An access token from POST /v1/session"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document as a value.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// `GET /openapi.json`.
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}

@@ -1,0 +1,110 @@
+//! Delta sync by cursor. The cursor is a value of the global change sequence: a phone
+//! gets its operator's personal keys (in all organizations) changed after it, oldest
+//! first, tombstones as deleted ids, and the machines those keys open. One read
+//! transaction per page keeps the page consistent; indexes keep it fast
+//! (`keys(operator_id, seq)`, `machines(seq)`, `key_machines(machine_id)`).
+
+use crate::app::AppState;
+use crate::auth::PhoneSession;
+use crate::db::keys::{self, KeyChange};
+use crate::db::{machines, operators, organizations, sequence};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiQuery;
+use axum::Json;
+use axum::extract::State;
+use opkey_protocol::api::{ErrorBody, OperatorProfile, SYNC_PAGE_DEFAULT, SYNC_PAGE_MAX, SyncResponse};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SyncQuery {
+    /// The cursor of the previous sync; 0 (the default) for everything.
+    pub cursor: Option<u64>,
+    /// Page size, 1 to 5000 (default 2000).
+    pub limit: Option<u32>,
+}
+
+/// What changed for this phone's operator since the cursor.
+#[utoipa::path(
+    get, path = "/v1/sync", tag = "phone", security(("phone_session" = [])),
+    params(SyncQuery),
+    responses(
+        (status = 200, body = SyncResponse),
+        (status = 400, body = ErrorBody, description = "bad_cursor or invalid limit"),
+        (status = 401, body = ErrorBody, description = "session_expired"),
+        (status = 403, body = ErrorBody, description = "phone_revoked")
+    )
+)]
+pub async fn sync(
+    State(state): State<AppState>,
+    session: PhoneSession,
+    ApiQuery(query): ApiQuery<SyncQuery>,
+) -> ApiResult<Json<SyncResponse>> {
+    let limit = query.limit.unwrap_or(SYNC_PAGE_DEFAULT);
+    if limit == 0 {
+        return Err(ApiError::field(
+            "limit",
+            format!("must be between 1 and {SYNC_PAGE_MAX}"),
+        ));
+    }
+    let limit = limit.min(SYNC_PAGE_MAX);
+    let cursor = query.cursor.unwrap_or(0);
+    let now = state.now();
+    let phone_id = session.phone_id.clone();
+    let response = state
+        .db
+        .read(move |conn| {
+            let latest = sequence::current(conn)?;
+            let after = i64::try_from(cursor)
+                .ok()
+                .filter(|c| *c <= latest)
+                .ok_or(ApiError::BadCursor {
+                    cursor,
+                    latest: latest as u64,
+                })?;
+            let operator_id = &session.operator_id;
+            let operator = operators::get_live(conn, operator_id)?.ok_or(ApiError::PhoneRevoked)?;
+            let mut changes = keys::changes_for_operator(conn, operator_id, after, limit + 1)?;
+            let has_more = changes.len() > limit as usize;
+            changes.truncate(limit as usize);
+            let last_key_seq = changes.last().map_or(after, |(seq, _)| *seq);
+            let machines = machines::for_operator_sync(conn, operator_id, after, last_key_seq, after)?;
+            // Without more pages, every change up to the newest machine returned is seen too.
+            let next = if has_more {
+                last_key_seq
+            } else {
+                machines.iter().map(|(_, seq)| *seq).fold(last_key_seq, i64::max)
+            };
+            let mut keys = Vec::with_capacity(changes.len());
+            let mut deleted_key_ids = Vec::new();
+            for (_, change) in changes {
+                match change {
+                    KeyChange::Upserted(key) => keys.push(key),
+                    KeyChange::Deleted(id) => deleted_key_ids.push(id),
+                }
+            }
+            Ok(SyncResponse {
+                cursor: next as u64,
+                has_more,
+                server_time: now,
+                operator: OperatorProfile {
+                    id: operator.id,
+                    name: operator.name,
+                    phone: operator.phone,
+                },
+                organizations: organizations::of_operator(conn, operator_id)?,
+                keys,
+                deleted_key_ids,
+                machines: machines.into_iter().map(|(m, _)| m).collect(),
+            })
+        })
+        .await?;
+    tracing::debug!(
+        %phone_id,
+        cursor = response.cursor,
+        keys = response.keys.len(),
+        deleted = response.deleted_key_ids.len(),
+        "sync"
+    );
+    Ok(Json(response))
+}

@@ -1,0 +1,11 @@
+//! End-to-end stories against a real server on 127.0.0.1:0.
+
+mod access;
+mod binary;
+mod common;
+mod import;
+mod keys;
+mod operators;
+mod perf;
+mod phone;
+mod sms_http;
