@@ -57,6 +57,9 @@ impl CliError {
                     _ => None,
                 }
             }
+            CliError::Core(opkey_core::Error::ServerUnknown) => {
+                Some("pass the backend with --server URL, e.g. `opkey invite CODE --server https://keys.example.com`".into())
+            }
             _ => None,
         }
     }
