@@ -27,6 +27,8 @@ pub struct CoreConfig {
     pub retry: RetryPolicy,
     /// Upper bound for one HTTP request, from connect to the last body byte.
     pub request_timeout: Duration,
+    /// How patient a Digital Key unlock is with the radio.
+    pub unlock: UnlockConfig,
 }
 
 impl CoreConfig {
@@ -39,6 +41,35 @@ impl CoreConfig {
             device_name: String::new(),
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(15),
+            unlock: UnlockConfig::default(),
+        }
+    }
+}
+
+/// Timeouts and retries of the Digital Key unlock over Bluetooth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnlockConfig {
+    /// How long to look for the machine's advertisement before "not in range".
+    pub scan_timeout: Duration,
+    /// Upper bound for one connection attempt.
+    pub connect_timeout: Duration,
+    /// Connection attempts in total when the link fails for a passing reason (GATT
+    /// error 133, a dropped link); the first one included, 0 is treated as 1.
+    pub connect_attempts: u32,
+    /// Wait before the second attempt; it doubles after each attempt.
+    pub connect_retry_delay: Duration,
+    /// How long to wait for each message of the machine (its Hello, its answer).
+    pub answer_timeout: Duration,
+}
+
+impl Default for UnlockConfig {
+    fn default() -> Self {
+        Self {
+            scan_timeout: Duration::from_secs(8),
+            connect_timeout: Duration::from_secs(10),
+            connect_attempts: 3,
+            connect_retry_delay: Duration::from_millis(250),
+            answer_timeout: Duration::from_secs(5),
         }
     }
 }

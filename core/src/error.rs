@@ -67,6 +67,10 @@ pub enum Error {
     DataKeyMismatch,
     #[error(transparent)]
     Signer(#[from] SignerError),
+    /// The app cancelled the operation (a [`crate::CancelToken`]) while it waited on the
+    /// network; the store is as it was before.
+    #[error("cancelled; nothing was changed")]
+    Cancelled,
     /// Something that should not happen (no system randomness, a broken invariant).
     #[error("internal error ({reason}); please report it")]
     Internal { reason: String },

@@ -14,32 +14,48 @@
 //! | [`signer`] | the phone's P-256 key ([`Signer`], [`SoftwareSigner`]) | exposes a private key |
 //! | [`store`] | `opkey.db`: the only code that talks to SQLite | writes a secret in plaintext |
 //! | [`invite`] | reading links and codes, redeeming them | logs an invite secret |
-//! | `sync` | the HTTP client, sessions, applying sync pages | keeps a token beyond memory |
+//! | `sync` | the HTTP client, sessions, applying sync pages, uploading usage events | keeps a token beyond memory |
 //! | [`views`] | the records the apps show | holds a secret |
+//! | [`events`] | change listeners and their [`Subscription`]s | calls a listener under a lock |
+//! | [`cancel`] | the [`CancelToken`]; cancels land only while waiting on the network | touches the store |
+//! | [`logging`] | forwarding `tracing` lines to the app's [`LogSink`] | forwards a secret |
+//! | [`unlock`] | the Digital Key unlock over a [`BleTransport`]; one usage event per attempt | sends anything before the machine proved itself |
 //!
 //! Time comes from an injected [`Clock`], corrected by the server-time offset measured
 //! at every exchange with the backend ([`OpKey::now`]).
 
+pub mod cancel;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod invite;
+pub mod logging;
 pub mod secrets;
 pub mod signer;
 pub mod store;
 mod sync;
+pub mod unlock;
 pub mod views;
 
-pub use config::{CoreConfig, RetryPolicy};
+pub use cancel::CancelToken;
+pub use config::{CoreConfig, RetryPolicy, UnlockConfig};
 pub use error::Error;
+pub use events::{ChangeEvent, ChangeListener, Subscription};
 pub use invite::{InviteError, InviteForm, ParsedInvite};
-pub use opkey_protocol::api::{ErrorCode, OperatorProfile};
+pub use logging::{LogLevel, LogRecord, LogSink, install_log_sink};
+pub use opkey_protocol::api::{ErrorCode, OperatorProfile, UsageEvent, UsageEventKind};
 pub use opkey_protocol::{AccessType, Clock, KeyState, Keypad, Organization, TelematicsUnit};
 pub use secrets::{FileSecretStore, MemorySecretStore, SecretStore, SecretStoreError};
 pub use signer::{Signer, SignerError, SoftwareSigner};
 pub use store::StoreError;
 pub use time::OffsetDateTime;
+pub use unlock::{
+    Advertisement, BleConnection, BleTransport, DenyReason, InMemoryTransport, LinkConditions,
+    MachineCommand, MachineTag, SimulatedPeripheral, SocketTransport, TransportError, TransportFuture,
+    TransportStats, UnlockError, UnlockOutcome, UnlockReport,
+};
 pub use url::Url;
-pub use views::{Enrollment, KeyView, MachineView, Status, SyncProgress, SyncReport};
+pub use views::{Enrollment, KeyView, MachineView, OutboxEntry, Status, SyncProgress, SyncReport};
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -61,6 +77,9 @@ pub struct OpKey {
     session: tokio::sync::Mutex<Option<Session>>,
     /// One redeem or sync at a time.
     network: tokio::sync::Mutex<()>,
+    /// One Bluetooth exchange at a time.
+    radio: tokio::sync::Mutex<()>,
+    listeners: events::Listeners,
 }
 
 impl fmt::Debug for OpKey {
@@ -97,6 +116,8 @@ impl OpKey {
             http: OnceLock::new(),
             session: tokio::sync::Mutex::new(None),
             network: tokio::sync::Mutex::new(()),
+            radio: tokio::sync::Mutex::new(()),
+            listeners: events::Listeners::default(),
         })
     }
 
@@ -128,7 +149,18 @@ impl OpKey {
     /// Redeems an invite link or code and records the enrollment. Safe to call again
     /// with the same input after a network failure.
     pub async fn redeem_invite(&self, input: &str) -> Result<Enrollment, Error> {
-        invite::redeem::redeem(self, input).await
+        invite::redeem::redeem(self, input, &CancelToken::new()).await
+    }
+
+    /// [`OpKey::redeem_invite`] that stops with [`Error::Cancelled`] when `cancel` is
+    /// cancelled while the server has not answered. A cancelled redeem leaves the phone
+    /// as it was, with no pending invite: the same link or code can be redeemed again.
+    pub async fn redeem_invite_cancellable(
+        &self,
+        input: &str,
+        cancel: &CancelToken,
+    ) -> Result<Enrollment, Error> {
+        invite::redeem::redeem(self, input, cancel).await
     }
 
     /// Finishes a redeem that was interrupted ([`Status::pending_invite`]).
@@ -137,15 +169,76 @@ impl OpKey {
         invite::redeem::resume(self).await
     }
 
+    /// Brings the keys up to date: fetches every change since the last sync, then applies
+    /// them in one transaction. On any error the store is as it was.
     pub async fn sync(&self) -> Result<SyncReport, Error> {
-        sync::run(self, &|_| {}).await
+        sync::run(self, &CancelToken::new(), &|_| {}).await
     }
 
     pub async fn sync_with_progress(
         &self,
         progress: &(dyn Fn(SyncProgress) + Send + Sync),
     ) -> Result<SyncReport, Error> {
-        sync::run(self, progress).await
+        sync::run(self, &CancelToken::new(), progress).await
+    }
+
+    /// [`OpKey::sync_with_progress`] that stops with [`Error::Cancelled`] when `cancel`
+    /// is cancelled while it waits on the network. The apply is never interrupted: a
+    /// cancelled sync leaves the store exactly as it was.
+    pub async fn sync_cancellable(
+        &self,
+        cancel: &CancelToken,
+        progress: &(dyn Fn(SyncProgress) + Send + Sync),
+    ) -> Result<SyncReport, Error> {
+        sync::run(self, cancel, progress).await
+    }
+
+    /// Calls `listener` on every [`ChangeEvent`] of this `OpKey` until the subscription
+    /// is cancelled or the `OpKey` is dropped. Events may arrive on any thread.
+    pub fn subscribe(&self, listener: Arc<dyn ChangeListener>) -> Subscription {
+        self.listeners.subscribe(listener)
+    }
+
+    /// Unlocks `machine_id` with the Digital Key that opens it, over `transport`. Checks
+    /// on the phone first (no radio traffic when the key, its credential or the machine's
+    /// key is missing or out of date), then finds, connects, and runs one exchange; the
+    /// connection is always closed. A machine's refusal is
+    /// [`UnlockOutcome::Denied`]; no answer at all is an [`UnlockError`].
+    ///
+    /// Every attempt of an enrolled phone, whatever its end, leaves a usage event in the
+    /// outbox before this returns; the next sync uploads it.
+    pub async fn unlock(
+        &self,
+        machine_id: &str,
+        transport: Arc<dyn BleTransport>,
+        cancel: &CancelToken,
+    ) -> Result<UnlockReport, UnlockError> {
+        unlock::run(self, machine_id, MachineCommand::Unlock, transport, cancel).await
+    }
+
+    /// [`OpKey::unlock`] with the lock command: the machine's relay goes off.
+    pub async fn lock(
+        &self,
+        machine_id: &str,
+        transport: Arc<dyn BleTransport>,
+        cancel: &CancelToken,
+    ) -> Result<UnlockReport, UnlockError> {
+        unlock::run(self, machine_id, MachineCommand::Lock, transport, cancel).await
+    }
+
+    /// The usage events on the phone, oldest first: those waiting for upload and those
+    /// uploaded in the last 30 days.
+    pub fn usage_events(&self) -> Result<Vec<OutboxEntry>, Error> {
+        let rows = self.store().outbox()?;
+        Ok(rows
+            .into_iter()
+            .map(|r| OutboxEntry {
+                uploaded_at: r
+                    .uploaded_s
+                    .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok()),
+                event: r.event,
+            })
+            .collect())
     }
 
     /// Every key on the phone: usable first, then by machine name.
@@ -203,6 +296,11 @@ impl OpKey {
 
     fn set_offset(&self, ms: i64) {
         *self.offset() = Some(ms);
+    }
+
+    /// Never called with a lock held: listeners may call back into the `OpKey`.
+    fn emit(&self, event: ChangeEvent) {
+        self.listeners.emit(event);
     }
 
     fn http(&self) -> Result<&Http, Error> {
@@ -279,6 +377,15 @@ mod tests {
         assert_send(&op.sync());
         assert_send(&op.sync_with_progress(&|_| {}));
         assert_send(&op.redeem_invite("x"));
+        let cancel = CancelToken::new();
+        assert_send(&op.sync_cancellable(&cancel, &|_| {}));
+        assert_send(&op.redeem_invite_cancellable("x", &cancel));
+        assert_send_sync::<Subscription>();
+        assert_send_sync::<CancelToken>();
         assert_send(&op.resume_redeem());
+        let transport: Arc<dyn BleTransport> =
+            Arc::new(InMemoryTransport::new(Arc::new(opkey_protocol::SystemClock)));
+        assert_send(&op.unlock("m1", transport.clone(), &cancel));
+        assert_send(&op.lock("m1", transport, &cancel));
     }
 }

@@ -2,7 +2,7 @@
 //! Plain data (public fields, `Clone`, `Serialize` with times as RFC 3339), built by the
 //! store and the facade. Holds nothing secret.
 
-use opkey_protocol::api::OperatorProfile;
+use opkey_protocol::api::{OperatorProfile, UsageEvent};
 use opkey_protocol::{AccessType, KeyState, Keypad, Organization, TelematicsUnit};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -62,6 +62,20 @@ pub struct SyncReport {
     pub cursor: u64,
     /// Server time minus phone time, in milliseconds.
     pub server_offset_ms: i64,
+    /// Usage events the backend acknowledged during this sync.
+    pub events_uploaded: u32,
+    /// Usage events still waiting for upload (the upload failed or was cut short; the
+    /// next sync tries again).
+    pub events_pending: u32,
+}
+
+/// A usage event the phone recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboxEntry {
+    pub event: UsageEvent,
+    /// When the backend acknowledged it; `None` while it waits in the outbox.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub uploaded_at: Option<OffsetDateTime>,
 }
 
 /// Progress of a sync, for a progress bar.

@@ -260,6 +260,20 @@ pub struct CreateMachine {
     pub ble_public_key: Option<String>,
 }
 
+/// `PATCH /admin/v1/machines/{id}`: fields left out stay as they are. A new
+/// `ble_public_key` replaces the registered one; phones learn it by sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EditMachine {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub serial: Option<String>,
+    /// SEC1 uncompressed P-256 public key, base64url.
+    #[serde(default)]
+    pub ble_public_key: Option<String>,
+}
+
 /// `POST /admin/v1/keys`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -404,6 +418,134 @@ pub struct SyncResponse {
     /// Machines that upserted keys refer to, and machines changed since the cursor that
     /// any of the operator's keys refer to.
     pub machines: Vec<Machine>,
+    /// Digital Key grants (PROTOCOL.md 2.2) issued to this phone since the cursor: new keys,
+    /// edits, and renewals of grants close to their end. A grant replaces any older grant
+    /// of the same key and machines; grants of deleted keys go with the key.
+    #[serde(default)]
+    pub grants: Vec<GrantRecord>,
+    /// The latest revocation list (PROTOCOL.md 2.3) of each machine the operator's keys
+    /// open, when it changed since the cursor.
+    #[serde(default)]
+    pub revocations: Vec<RevocationRecord>,
+    /// The backend's grant-signing public key (SEC1 uncompressed, base64url).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_public_key: Option<String>,
+}
+
+/// One issued grant, as the phone stores and presents it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct GrantRecord {
+    pub key_id: String,
+    /// The key's version the grant was issued for.
+    pub serial: u32,
+    /// The machines this grant opens (at most 8 per grant).
+    pub machine_ids: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub valid_from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub valid_to: OffsetDateTime,
+    /// The encoded, issuer-signed grant, base64url.
+    pub grant: String,
+}
+
+/// One machine's latest revocation list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RevocationRecord {
+    pub machine_id: String,
+    pub sequence: u32,
+    /// The encoded, issuer-signed list, base64url.
+    pub list: String,
+}
+
+/// `GET /admin/v1/machines/{id}/provisioning`: what a telematics unit needs to verify
+/// grants offline. Holds no secret: the machine's private key never leaves the machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MachineProvisioning {
+    pub machine_id: String,
+    pub name: String,
+    /// The backend's grant-signing public key (SEC1 uncompressed, base64url).
+    pub issuer_public_key: String,
+    /// The machine's registered public key, so the unit can check it was given the right bundle.
+    pub machine_public_key: String,
+    /// Seconds a Hello challenge stays valid.
+    pub challenge_lifetime_s: u16,
+    /// Seconds after an unlock before the relay locks again if the engine is not started.
+    pub relock_after_s: u16,
+    /// The latest revocation list for this machine, base64url, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocations: Option<String>,
+}
+
+/// Most events in one `POST /v1/events`.
+pub const USAGE_EVENTS_MAX: usize = 500;
+/// Longest client-generated event id.
+pub const USAGE_EVENT_ID_MAX_CHARS: usize = 64;
+
+/// What a usage event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum UsageEventKind {
+    /// The phone asked a machine to unlock.
+    UnlockAttempt,
+    /// The phone asked a machine to lock.
+    LockAttempt,
+    /// A usage session the machine reported (from unlock to relock).
+    UsageSession,
+}
+
+/// One thing that happened at a machine, as the phone saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UsageEvent {
+    /// Client-generated idempotency key (at most 64 characters), unique per phone: an
+    /// upload that repeats it is counted as a duplicate and not stored again.
+    pub id: String,
+    pub kind: UsageEventKind,
+    #[serde(default)]
+    pub key_id: Option<String>,
+    pub machine_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// E.g. `unlocked`, `denied:expired`, `not-in-range`.
+    pub outcome: String,
+    /// The machine's usage-session counter, when it reported one.
+    #[serde(default)]
+    pub usage_session: Option<u32>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+/// `POST /v1/events`: at most [`USAGE_EVENTS_MAX`] events, stored in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UsageEventsUpload {
+    pub events: Vec<UsageEvent>,
+}
+
+/// What an upload did: `accepted` events were stored now, `duplicates` were already
+/// stored (or repeated within the upload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UsageEventsReceipt {
+    pub accepted: u32,
+    pub duplicates: u32,
+}
+
+/// `GET /admin/v1/events`: a stored event, with who sent it and when it arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UsageEventView {
+    #[serde(flatten)]
+    pub event: UsageEvent,
+    /// The operator whose phone uploaded it.
+    pub operator_id: String,
+    pub phone_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
 }
 
 // Bodies that carry secrets print without them.

@@ -4,8 +4,9 @@
 
 use opkey_protocol::api::{
     AdminIdentity, AdminUserCreated, CreateAdminUser, CreateKey, CreateMachine, CreateOperator,
-    CreateOrganization, EditKey, EditOperator, ErrorBody, ErrorCode, ImportPreview, ImportReport,
-    InviteSummary, ORGANIZATION_HEADER, OperatorView, SmsMessage,
+    CreateOrganization, EditKey, EditMachine, EditOperator, ErrorBody, ErrorCode, ImportPreview,
+    ImportReport, InviteSummary, MachineProvisioning, ORGANIZATION_HEADER, OperatorView, SmsMessage,
+    UsageEventView,
 };
 use opkey_protocol::{Key, Machine, Organization};
 use reqwest::{Method, RequestBuilder};
@@ -277,6 +278,33 @@ impl AdminClient {
 
     pub async fn delete_machine(&self, id: &str) -> Result<(), AdminError> {
         self.delete(&format!("machines/{id}")).await
+    }
+
+    /// Renames a machine or registers (replaces) its BLE public key.
+    pub async fn edit_machine(&self, id: &str, body: &EditMachine) -> Result<Machine, AdminError> {
+        self.json(self.request(Method::PATCH, &format!("machines/{id}")).json(body))
+            .await
+    }
+
+    /// What the machine's telematics unit needs to verify grants offline.
+    pub async fn machine_provisioning(&self, id: &str) -> Result<MachineProvisioning, AdminError> {
+        self.get(&format!("machines/{id}/provisioning")).await
+    }
+
+    /// Usage events of this organization, optionally of one machine and/or operator.
+    pub async fn events(
+        &self,
+        machine_id: Option<&str>,
+        operator_id: Option<&str>,
+    ) -> Result<Vec<UsageEventView>, AdminError> {
+        let mut query = Vec::new();
+        if let Some(m) = machine_id {
+            query.push(("machine_id", m));
+        }
+        if let Some(op) = operator_id {
+            query.push(("operator_id", op));
+        }
+        self.json(self.request(Method::GET, "events").query(&query)).await
     }
 
     pub async fn create_key(&self, body: &CreateKey) -> Result<Key, AdminError> {

@@ -2,6 +2,7 @@
 //! operator API, the OpenAPI document and the health check.
 
 use crate::db::Db;
+use crate::digital_key::Issuer;
 use crate::error::ApiError;
 use crate::operator_api::throttle::RedeemThrottle;
 use crate::sms::SmsGateway;
@@ -32,6 +33,13 @@ pub struct Inner {
     pub bootstrap_digest: String,
     pub default_organization: Organization,
     pub redeem_throttle: RedeemThrottle,
+    /// Signs grants and revocation lists.
+    pub issuer: Arc<Issuer>,
+    /// How long a grant is valid (never past its key's end).
+    pub grant_lifetime: time::Duration,
+    /// Machine timings handed out in provisioning bundles.
+    pub challenge_lifetime_s: u16,
+    pub relock_after_s: u16,
 }
 
 impl fmt::Debug for Inner {
@@ -40,6 +48,7 @@ impl fmt::Debug for Inner {
             .field("sms", &self.sms)
             .field("invite_base_url", &self.invite_base_url.as_str())
             .field("default_organization", &self.default_organization.id)
+            .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
 }

@@ -1,6 +1,7 @@
-//! How a server is set up: database file, bootstrap admin token, invite links and
-//! lifetime, the SMS gateway, and the clock. Owns no behaviour; never prints secrets
-//! (the `Debug` impls redact the admin token and the SMS provider's credentials).
+//! How a server is set up: database file, issuer key file, bootstrap admin token, invite
+//! links and lifetime, the SMS gateway, Digital Key timings, and the clock. Owns no
+//! behaviour; never prints secrets (the `Debug` impls redact the admin token and the SMS
+//! provider's credentials; the issuer key file is only ever named, never read here).
 
 use opkey_protocol::{Clock, SystemClock};
 use std::fmt;
@@ -16,6 +17,14 @@ pub const DEFAULT_SMS_CONTENT_TYPE: &str = "application/json";
 pub const DEFAULT_INVITE_TTL: time::Duration = time::Duration::days(7);
 /// The name of the organization created on first start.
 pub const DEFAULT_ORGANIZATION_NAME: &str = "Default organization";
+/// How long a Digital Key grant is valid; also the longest allowed (PROTOCOL.md 2.2).
+pub const DEFAULT_GRANT_LIFETIME: time::Duration = time::Duration::days(7);
+/// Seconds a machine's Hello challenge stays valid (PROTOCOL.md 2.6).
+pub const DEFAULT_CHALLENGE_LIFETIME_S: u16 = 10;
+/// Seconds after an unlock before the machine locks again unless the engine starts.
+pub const DEFAULT_RELOCK_AFTER_S: u16 = 120;
+/// What the default issuer key file's name adds to the database file's name.
+pub const ISSUER_KEY_SUFFIX: &str = ".issuer-key";
 
 /// Everything [`crate::start`] needs.
 #[derive(Clone)]
@@ -30,6 +39,15 @@ pub struct ServerConfig {
     pub invite_ttl: time::Duration,
     pub sms: SmsConfig,
     pub default_organization_name: String,
+    /// The backend's grant-signing key (PKCS#8, created on first start with mode 0600);
+    /// `None` keeps it beside the database as `<db file name>.issuer-key`.
+    pub issuer_key_path: Option<PathBuf>,
+    /// How long a grant is valid (never beyond its key's end); at most 7 days.
+    pub grant_lifetime: time::Duration,
+    /// Given to machines in their provisioning bundle.
+    pub challenge_lifetime_s: u16,
+    /// Given to machines in their provisioning bundle.
+    pub relock_after_s: u16,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -43,8 +61,25 @@ impl ServerConfig {
             invite_ttl: DEFAULT_INVITE_TTL,
             sms: SmsConfig::Dev,
             default_organization_name: DEFAULT_ORGANIZATION_NAME.to_owned(),
+            issuer_key_path: None,
+            grant_lifetime: DEFAULT_GRANT_LIFETIME,
+            challenge_lifetime_s: DEFAULT_CHALLENGE_LIFETIME_S,
+            relock_after_s: DEFAULT_RELOCK_AFTER_S,
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Where the issuer key lives: `issuer_key_path`, or beside the database.
+    pub fn issuer_key_file(&self) -> PathBuf {
+        self.issuer_key_path.clone().unwrap_or_else(|| {
+            let mut name = self
+                .db_path
+                .file_name()
+                .map(|n| n.to_os_string())
+                .unwrap_or_else(|| "opkey.db".into());
+            name.push(ISSUER_KEY_SUFFIX);
+            self.db_path.with_file_name(name)
+        })
     }
 }
 
@@ -57,6 +92,10 @@ impl fmt::Debug for ServerConfig {
             .field("invite_ttl", &self.invite_ttl)
             .field("sms", &self.sms)
             .field("default_organization_name", &self.default_organization_name)
+            .field("issuer_key_path", &self.issuer_key_file())
+            .field("grant_lifetime", &self.grant_lifetime)
+            .field("challenge_lifetime_s", &self.challenge_lifetime_s)
+            .field("relock_after_s", &self.relock_after_s)
             .field("clock", &self.clock)
             .finish()
     }
@@ -127,5 +166,16 @@ mod tests {
         assert!(!debug.contains("super-secret-admin-token"), "{debug}");
         assert!(!debug.contains("provider-secret"), "{debug}");
         assert!(debug.contains("Authorization: <redacted>"), "{debug}");
+    }
+
+    #[test]
+    fn the_issuer_key_lives_beside_the_database_unless_configured() {
+        let mut config = ServerConfig::new("/var/lib/opkey/backend.db", "t");
+        assert_eq!(
+            config.issuer_key_file(),
+            PathBuf::from("/var/lib/opkey/backend.db.issuer-key")
+        );
+        config.issuer_key_path = Some("/etc/opkey/issuer.pk8".into());
+        assert_eq!(config.issuer_key_file(), PathBuf::from("/etc/opkey/issuer.pk8"));
     }
 }

@@ -27,6 +27,11 @@ pub enum ServerError {
     Database(#[from] rusqlite::Error),
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("cannot use the issuer key file {path}: {source}")]
+    IssuerKey {
+        path: std::path::PathBuf,
+        source: crate::digital_key::IssuerKeyError,
+    },
 }
 
 /// Which step refused a phone's signature: redeeming answers 400, opening a session 401.

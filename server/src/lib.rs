@@ -9,12 +9,14 @@
 //! - `app`: shared state and the router;
 //! - `auth`: who is calling (admin tokens, phone sessions);
 //! - `admin`, `operator_api`: the two HTTP APIs;
+//! - `digital_key`: the issuer key, grants and per-machine revocation lists;
 //! - `db`: the one place that talks to SQLite (schema, migrations, queries);
 //! - `sms`: the invitation text and the gateways that send it;
 //! - `openapi`: the generated OpenAPI document.
 //!
 //! Time comes only from the configured [`opkey_protocol::Clock`]; randomness from ring.
-//! Tokens, invite secrets and codes are stored as SHA-256 digests and never logged.
+//! Tokens, invite secrets and codes are stored as SHA-256 digests and never logged; the
+//! issuer's private key lives only in its file and in memory.
 
 pub mod admin_client;
 pub mod config;
@@ -24,6 +26,7 @@ mod admin;
 mod app;
 mod auth;
 mod db;
+mod digital_key;
 mod error;
 mod extract;
 mod ids;
@@ -35,6 +38,7 @@ pub use error::ServerError;
 
 use app::{AppState, Inner};
 use db::Db;
+use digital_key::Issuer;
 use ids::{IdKind, new_id};
 use opkey_protocol::Organization;
 use opkey_protocol::encoding::sha256_hex;
@@ -87,6 +91,17 @@ pub async fn start(config: ServerConfig, listen: SocketAddr) -> Result<RunningSe
             "the invite lifetime must be positive".to_owned(),
         ));
     }
+    if config.grant_lifetime <= time::Duration::ZERO || config.grant_lifetime > config::DEFAULT_GRANT_LIFETIME
+    {
+        return Err(ServerError::Config(
+            "the grant lifetime must be positive and at most 7 days (PROTOCOL.md 2.2)".to_owned(),
+        ));
+    }
+    if config.challenge_lifetime_s == 0 {
+        return Err(ServerError::Config(
+            "the challenge lifetime must be at least 1 second".to_owned(),
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| ServerError::Bind { addr: listen, source })?;
@@ -97,21 +112,30 @@ pub async fn start(config: ServerConfig, listen: SocketAddr) -> Result<RunningSe
         .map_err(|e| ServerError::Config(format!("cannot form the server URL: {e}")))?;
 
     let rng = SystemRandom::new();
-    let (db, default_organization) = {
-        let (path, name, now, rng) = (
+    let (db, default_organization, issuer) = {
+        let (path, key_path, name, now, rng) = (
             config.db_path.clone(),
+            config.issuer_key_file(),
             config.default_organization_name.clone(),
             config.clock.now(),
             rng.clone(),
         );
-        tokio::task::spawn_blocking(move || open_database(&path, name, now, &rng))
-            .await
-            .map_err(|e| ServerError::Config(format!("database setup task failed: {e}")))??
+        tokio::task::spawn_blocking(move || {
+            let issuer = Issuer::load_or_create(&key_path).map_err(|source| ServerError::IssuerKey {
+                path: key_path,
+                source,
+            })?;
+            let (db, org) = open_database(&path, name, now, &rng)?;
+            Ok::<_, ServerError>((db, org, issuer))
+        })
+        .await
+        .map_err(|e| ServerError::Config(format!("database setup task failed: {e}")))??
     };
     let sms: Arc<dyn SmsGateway> = match &config.sms {
         SmsConfig::Dev => Arc::new(sms::dev::DevGateway::new(db.clone())),
         SmsConfig::Http(http) => Arc::new(sms::http::HttpGateway::new(http.clone())?),
     };
+    let issuer = Arc::new(issuer);
     let state = AppState::new(Inner {
         db,
         clock: config.clock.clone(),
@@ -122,6 +146,10 @@ pub async fn start(config: ServerConfig, listen: SocketAddr) -> Result<RunningSe
         bootstrap_digest: sha256_hex(config.admin_token.as_bytes()),
         default_organization,
         redeem_throttle: Default::default(),
+        issuer: issuer.clone(),
+        grant_lifetime: config.grant_lifetime,
+        challenge_lifetime_s: config.challenge_lifetime_s,
+        relock_after_s: config.relock_after_s,
     });
     let app = app::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -132,7 +160,13 @@ pub async fn start(config: ServerConfig, listen: SocketAddr) -> Result<RunningSe
             })
             .await
     });
-    tracing::info!(%url, db = %config.db_path.display(), sms = ?config.sms, "server started");
+    tracing::info!(
+        %url,
+        db = %config.db_path.display(),
+        sms = ?config.sms,
+        issuer_public_key = %issuer.public_key(),
+        "server started"
+    );
     Ok(RunningServer { url, stop, task })
 }
 

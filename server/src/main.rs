@@ -44,6 +44,10 @@ struct ServeArgs {
     /// SQLite database file (created if absent).
     #[arg(long, value_name = "FILE", default_value = "opkey.db")]
     db: PathBuf,
+    /// The grant-signing key (PKCS#8; created with mode 0600 if absent). Default: beside
+    /// the database, `<db file name>.issuer-key`. Back it up: machines trust its public key.
+    #[arg(long, value_name = "FILE")]
+    issuer_key: Option<PathBuf>,
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -84,6 +88,7 @@ struct ServeArgs {
 impl ServeArgs {
     fn into_config(self) -> Result<ServerConfig, String> {
         let mut config = ServerConfig::new(self.db, self.admin_token);
+        config.issuer_key_path = self.issuer_key;
         config.invite_base_url = self.invite_url;
         config.invite_ttl = time::Duration::days(i64::from(self.invite_ttl_days));
         config.default_organization_name = self.default_organization;

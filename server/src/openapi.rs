@@ -11,7 +11,8 @@ use utoipa::{Modify, OpenApi};
     info(
         title = "OpKey Access Management",
         description = "Admin API (/admin/v1) for organizations, operators, machines, keys and invites; \
-                       operator API (/v1) for phones: redeem an invite, open a session, sync keys."
+                       operator API (/v1) for phones: redeem an invite, open a session, sync keys and \
+                       Digital Key grants, upload usage events."
     ),
     paths(
         app::healthz,
@@ -31,7 +32,10 @@ use utoipa::{Modify, OpenApi};
         admin::machines::create,
         admin::machines::list,
         admin::machines::get_one,
+        admin::machines::edit,
+        admin::machines::provisioning,
         admin::machines::delete,
+        admin::events::list,
         admin::keys::create,
         admin::keys::list,
         admin::keys::get_one,
@@ -43,14 +47,15 @@ use utoipa::{Modify, OpenApi};
         operator_api::session::challenge,
         operator_api::session::open,
         operator_api::sync::sync,
+        operator_api::events::upload,
     ),
     modifiers(&BearerSchemes),
     tags(
         (name = "admin", description = "Identity, organizations, admin users, SMS outbox"),
         (name = "operators", description = "Operators, invites and file import"),
-        (name = "machines", description = "Machines and their telematics units"),
+        (name = "machines", description = "Machines, their telematics units, provisioning and usage events"),
         (name = "keys", description = "Keys to machines"),
-        (name = "phone", description = "The operator app: redeem, session, sync"),
+        (name = "phone", description = "The operator app: redeem, session, sync, usage events"),
         (name = "health")
     )
 )]

@@ -4,10 +4,16 @@
 //! Safe to retry: the server answers the same phone key with the same enrollment, and
 //! the secret stays sealed in the store until the server has answered for good, so an
 //! app killed mid-redeem can finish with [`crate::OpKey::resume_redeem`].
+//!
+//! A cancel ([`CancelToken`]) lands only while waiting for the server; it forgets the
+//! pending invite, so the phone is as it was and the same invite can be redeemed again
+//! (the server answers the same phone key with the same enrollment).
 
 use super::{InviteSecret, parse};
 use crate::OpKey;
+use crate::cancel::CancelToken;
 use crate::error::Error;
+use crate::events::ChangeEvent;
 use crate::signer::SignerError;
 use crate::sync::http::endpoint;
 use crate::views::Enrollment;
@@ -16,9 +22,11 @@ use opkey_protocol::auth;
 use opkey_protocol::encoding::b64;
 use url::Url;
 
-pub(crate) async fn redeem(op: &OpKey, input: &str) -> Result<Enrollment, Error> {
+pub(crate) async fn redeem(op: &OpKey, input: &str, cancel: &CancelToken) -> Result<Enrollment, Error> {
     let (parsed, secret) = parse::parse(&op.config, input)?;
-    let _one_at_a_time = op.network.lock().await;
+    let _one_at_a_time = cancel
+        .unless_cancelled(async { Ok(op.network.lock().await) })
+        .await?;
     let remembered = op.store().phone()?.server_url;
     let server = op
         .config
@@ -28,7 +36,7 @@ pub(crate) async fn redeem(op: &OpKey, input: &str) -> Result<Enrollment, Error>
         .or(remembered)
         .ok_or(Error::ServerUnknown)?;
     op.store().begin_redeem(&secret.to_bytes(), &server)?;
-    send(op, &secret, &server).await
+    send(op, &secret, &server, cancel).await
 }
 
 pub(crate) async fn resume(op: &OpKey) -> Result<Enrollment, Error> {
@@ -43,10 +51,15 @@ pub(crate) async fn resume(op: &OpKey) -> Result<Enrollment, Error> {
         }
     };
     let secret = secret.ok_or(Error::NotEnrolled)?;
-    send(op, &secret, &server).await
+    send(op, &secret, &server, &CancelToken::new()).await
 }
 
-async fn send(op: &OpKey, secret: &InviteSecret, server: &Url) -> Result<Enrollment, Error> {
+async fn send(
+    op: &OpKey,
+    secret: &InviteSecret,
+    server: &Url,
+    cancel: &CancelToken,
+) -> Result<Enrollment, Error> {
     let public_key = op.signer.public_key()?;
     auth::check_public_key_shape(&public_key).map_err(|_| SignerError::InvalidPublicKey)?;
     let public_key = b64(&public_key);
@@ -64,15 +77,19 @@ async fn send(op: &OpKey, secret: &InviteSecret, server: &Url) -> Result<Enrollm
         signature: b64(&signature),
         device_name: op.config.device_name.clone(),
     };
-    let answer = match op
-        .http()?
-        .post::<_, RedeemResponse>(endpoint(server, "v1/invites/redeem"), &request, None)
-        .await
-    {
+    let http = op.http()?;
+    let answer = cancel
+        .unless_cancelled(http.post::<_, RedeemResponse>(
+            endpoint(server, "v1/invites/redeem"),
+            &request,
+            None,
+        ))
+        .await;
+    let answer = match answer {
         Ok(answer) => answer,
         Err(e) => {
             let e = outcome(e);
-            if is_final(&e) {
+            if is_final(&e) || e == Error::Cancelled {
                 op.store().abandon_redeem()?;
             }
             return Err(e);
@@ -97,6 +114,10 @@ async fn send(op: &OpKey, secret: &InviteSecret, server: &Url) -> Result<Enrollm
         offset_ms,
         "invite redeemed"
     );
+    op.emit(ChangeEvent::EnrollmentChanged);
+    if switched {
+        op.emit(ChangeEvent::KeysChanged);
+    }
     Ok(enrollment)
 }
 

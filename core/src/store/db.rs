@@ -314,6 +314,7 @@ impl Store {
             "DELETE FROM machines WHERE id NOT IN (SELECT machine_id FROM key_machines)",
             [],
         )?;
+        super::digital_key::apply_sync(&tx, batch)?;
         replace_organizations(&tx, &batch.organizations)?;
         let (ss, sns) = to_parts(synced_at);
         tx.execute(
@@ -432,7 +433,7 @@ impl Store {
         Ok((all, usable))
     }
 
-    fn write(&mut self) -> Result<Transaction<'_>, StoreError> {
+    pub(super) fn write(&mut self) -> Result<Transaction<'_>, StoreError> {
         Ok(self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?)
@@ -501,7 +502,7 @@ const UNIT_TYPES: [TelematicsUnit; 2] = [TelematicsUnit::Tu600, TelematicsUnit::
 const KEYPADS: [Keypad; 3] = [Keypad::DualId, Keypad::K300, Keypad::None];
 
 /// An enum stored by its wire name (exact match: the store wrote it).
-fn stored_enum<T: Copy>(
+pub(super) fn stored_enum<T: Copy>(
     r: &Row<'_>,
     column: usize,
     all: &[T],
@@ -520,8 +521,13 @@ fn sort_machines(machines: &mut [MachineView]) {
     }
 }
 
+/// Removes the keys and everything that hangs off them (grants, lists, what machines
+/// cached). The outbox stays: it records what happened, whoever holds the keys now.
 fn clear_keys(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    tx.execute_batch("DELETE FROM key_machines; DELETE FROM keys; DELETE FROM machines;")
+    tx.execute_batch(
+        "DELETE FROM key_machines; DELETE FROM keys; DELETE FROM machines;
+         DELETE FROM grants; DELETE FROM revocation_lists; DELETE FROM machine_grants;",
+    )
 }
 
 fn clear_pending(tx: &Transaction<'_>) -> rusqlite::Result<()> {
@@ -632,11 +638,11 @@ fn parse_url(text: Option<String>) -> Result<Option<Url>, StoreError> {
         .transpose()
 }
 
-fn to_parts(t: OffsetDateTime) -> (i64, i64) {
+pub(super) fn to_parts(t: OffsetDateTime) -> (i64, i64) {
     (t.unix_timestamp(), i64::from(t.nanosecond()))
 }
 
-fn from_parts(secs: i64, nanos: i64) -> Result<OffsetDateTime, StoreError> {
+pub(super) fn from_parts(secs: i64, nanos: i64) -> Result<OffsetDateTime, StoreError> {
     let nanos = u32::try_from(nanos).map_err(|_| StoreError::Corrupt)?;
     OffsetDateTime::from_unix_timestamp(secs)
         .and_then(|t| t.replace_nanosecond(nanos))

@@ -1,6 +1,7 @@
 //! The offline store: one SQLite file (`opkey.db`) holding the enrollment, the keys,
-//! machines and organizations last synced, the sync cursor and server-time offset, and
-//! the *vault* of sealed secrets.
+//! machines and organizations last synced, the Digital Key grants and revocation lists,
+//! the sync cursor and server-time offset, the outbox of usage events, and the *vault* of
+//! sealed secrets.
 //!
 //! This module is the only place that talks to SQLite. Every change of more than one
 //! row happens in one transaction, so a failure (including a full disk) leaves the file
@@ -9,9 +10,14 @@
 //! [`crate::SecretStore`]; nothing secret is written in plaintext or logged.
 
 mod db;
+mod digital_key;
+mod outbox;
 mod schema;
 
 pub(crate) use db::{PhoneState, SLOT_INVITE, SLOT_SIGNER, Store};
+#[cfg(test)]
+pub(crate) use digital_key::AccessKey;
+pub(crate) use digital_key::{CachedGrant, MachineAccess, StoredGrant};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 
 /// File name of the store inside [`crate::CoreConfig::data_dir`].

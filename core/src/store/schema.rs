@@ -9,7 +9,7 @@ pub const APPLICATION_ID: i32 = 0x4F50_4B59;
 /// The newest schema this build reads and writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
-const MIGRATIONS: &[&str] = &[V1];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Times are stored as (unix seconds, nanoseconds) pairs: exact and cheap to compare.
 const V1: &str = "
@@ -73,6 +73,53 @@ CREATE TABLE key_machines (
     PRIMARY KEY (key_id, position)
 ) WITHOUT ROWID;
 CREATE INDEX key_machines_by_machine ON key_machines (machine_id);
+";
+
+/// The Digital Key: grants, revocation lists, the issuer key, what each machine has cached,
+/// and the outbox of usage events. Grants and lists are not secret (the machine verifies
+/// their issuer signatures) and are kept as the bytes the backend signed.
+const V2: &str = "
+ALTER TABLE phone ADD COLUMN issuer_public_key BLOB;
+
+-- One row per grant: a key on more than 8 machines has several, one per chunk of machines.
+CREATE TABLE grants (
+    key_id      TEXT NOT NULL,
+    machines    TEXT NOT NULL,  -- the grant's machine ids, sorted, one per line: its chunk
+    serial      INTEGER NOT NULL,
+    valid_from  INTEGER NOT NULL,  -- unix seconds, as in the grant
+    valid_to    INTEGER NOT NULL,
+    issued_at   INTEGER NOT NULL,
+    grant_bytes BLOB NOT NULL,
+    PRIMARY KEY (key_id, machines)
+) WITHOUT ROWID;
+
+-- The newest issuer-signed revocation list of each machine, carried to it on unlock.
+CREATE TABLE revocation_lists (
+    machine_id TEXT PRIMARY KEY NOT NULL,
+    sequence   INTEGER NOT NULL,
+    list_bytes BLOB NOT NULL
+) WITHOUT ROWID;
+
+-- The grant each machine is known to have cached for a key (it answered a full grant):
+-- the next unlock there with the same grant sends the key id only.
+CREATE TABLE machine_grants (
+    machine_id TEXT NOT NULL,
+    key_id     TEXT NOT NULL,
+    serial     INTEGER NOT NULL,
+    issued_at  INTEGER NOT NULL,
+    PRIMARY KEY (machine_id, key_id)
+) WITHOUT ROWID;
+
+-- Usage events waiting for (or done with) upload; `id` is the idempotency key.
+CREATE TABLE outbox (
+    seq         INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
+    operator_id TEXT NOT NULL,  -- whose attempt: uploaded only by a phone of this operator
+    payload     TEXT NOT NULL,  -- the UsageEvent as JSON
+    created_s   INTEGER NOT NULL,
+    uploaded_s  INTEGER
+);
+CREATE INDEX outbox_pending ON outbox (operator_id, seq) WHERE uploaded_s IS NULL;
 ";
 
 /// Brings a fresh or older store up to [`SCHEMA_VERSION`]. The caller has checked that

@@ -132,6 +132,9 @@ fn batch(n: usize) -> SyncBatch {
             name: "Acme".into(),
         }],
         cursor: n as u64,
+        grants: vec![],
+        revocations: vec![],
+        issuer_public_key: None,
     }
 }
 
@@ -210,4 +213,178 @@ fn enrolling_replaces_organizations_and_clears_the_pending_invite() {
     assert_eq!(phone.server_offset_ms, Some(1500));
     assert_eq!(store.load_secret(SLOT_INVITE).unwrap(), None);
     assert_eq!(store.organizations().unwrap(), e.organizations);
+}
+
+#[test]
+fn a_version_1_store_is_migrated_to_version_2_and_keeps_its_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let conn = rusqlite::Connection::open(tmp.path().join(DB_FILE_NAME)).unwrap();
+        conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO keys VALUES ('k1', 'org', 'digital-key', 'op', '', 0, 0, 4000000000, 0, 3, 0, NULL)",
+            [],
+        )
+        .unwrap();
+        conn.execute("UPDATE phone SET cursor = 7 WHERE id = 1", [])
+            .unwrap();
+    }
+    let store = Store::open(tmp.path(), &MemorySecretStore::new()).unwrap();
+    let version: u32 = store
+        .conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(store.phone().unwrap().cursor, 7);
+    let now = datetime!(2026-06-01 00:00 UTC);
+    assert_eq!(store.key("k1", now).unwrap().unwrap().version, 3);
+    assert_eq!(store.issuer_public_key().unwrap(), None);
+    assert!(store.outbox().unwrap().is_empty());
+}
+
+fn grant(key: &str, machines: &[&str], serial: u32, issued_at: u64) -> crate::sync::batch::BatchGrant {
+    let ids: Vec<String> = machines.iter().map(|m| m.to_string()).collect();
+    crate::sync::batch::BatchGrant {
+        key_id: key.into(),
+        chunk: crate::sync::batch::chunk_of(&ids),
+        serial,
+        valid_from: 0,
+        valid_to: 10,
+        issued_at,
+        bytes: format!("{key}/{serial}/{issued_at}").into_bytes(),
+    }
+}
+
+fn grant_tags(store: &Store, machine: &str) -> Vec<String> {
+    let mut tags: Vec<String> = store
+        .machine_access(machine)
+        .unwrap()
+        .grants
+        .into_iter()
+        .map(|g| String::from_utf8(g.bytes).unwrap())
+        .collect();
+    tags.sort();
+    tags
+}
+
+#[test]
+fn grants_are_renewed_superseded_by_newer_serials_and_go_with_their_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = Store::open(tmp.path(), &MemorySecretStore::new()).unwrap();
+    let now = datetime!(2026-06-01 00:00 UTC);
+    let mut b = batch(2);
+    b.grants = vec![
+        grant("key-00000", &["m-0"], 1, 100),
+        grant("key-00001", &["m-1"], 1, 100),
+    ];
+    b.issuer_public_key = Some(vec![4; 65]);
+    store.apply_sync(&b, 0, now).unwrap();
+    assert_eq!(grant_tags(&store, "m-0"), ["key-00000/1/100"]);
+    assert_eq!(store.issuer_public_key().unwrap(), Some(vec![4; 65]));
+
+    // A renewal replaces the grant; a stale one arriving later does not.
+    let mut b = batch(2);
+    b.full = false;
+    b.keys.clear();
+    b.grants = vec![grant("key-00000", &["m-0"], 1, 200)];
+    store.apply_sync(&b, 0, now).unwrap();
+    b.grants = vec![grant("key-00000", &["m-0"], 1, 150)];
+    store.apply_sync(&b, 0, now).unwrap();
+    assert_eq!(grant_tags(&store, "m-0"), ["key-00000/1/200"]);
+
+    // An edit (serial 2) supersedes every grant of serial 1, whatever machines it named.
+    b.grants = vec![grant("key-00000", &["m-0", "m-9"], 2, 300)];
+    store.apply_sync(&b, 0, now).unwrap();
+    assert_eq!(grant_tags(&store, "m-0"), ["key-00000/2/300"]);
+    b.grants = vec![grant("key-00000", &["m-0"], 1, 400)];
+    store.apply_sync(&b, 0, now).unwrap();
+    assert_eq!(grant_tags(&store, "m-0"), ["key-00000/2/300"]);
+
+    // A deleted key takes its grants and what machines cached of it along.
+    store
+        .remember_cached_grant(
+            "m-1",
+            "key-00001",
+            CachedGrant {
+                serial: 1,
+                issued_at: 100,
+            },
+        )
+        .unwrap();
+    assert_eq!(store.machine_access("m-1").unwrap().cached.len(), 1);
+    b.grants.clear();
+    b.deleted_key_ids = vec!["key-00001".into()];
+    store.apply_sync(&b, 0, now).unwrap();
+    let access = store.machine_access("m-1").unwrap();
+    assert!(access.keys.is_empty() && access.grants.is_empty() && access.cached.is_empty());
+    let left: i64 = store
+        .conn
+        .query_row(
+            "SELECT count(*) FROM grants WHERE key_id = 'key-00001'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[test]
+fn a_revocation_list_is_replaced_only_by_a_higher_sequence() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = Store::open(tmp.path(), &MemorySecretStore::new()).unwrap();
+    let now = datetime!(2026-06-01 00:00 UTC);
+    let list = |sequence: u32| crate::sync::batch::BatchRevocations {
+        machine_id: "m-0".into(),
+        sequence,
+        bytes: vec![sequence as u8],
+    };
+    let mut b = batch(1);
+    b.revocations = vec![list(3)];
+    store.apply_sync(&b, 0, now).unwrap();
+    b.full = false;
+    b.revocations = vec![list(2)];
+    store.apply_sync(&b, 0, now).unwrap();
+    assert_eq!(store.machine_access("m-0").unwrap().revocations, Some(vec![3]));
+    b.revocations = vec![list(5)];
+    store.apply_sync(&b, 0, now).unwrap();
+    assert_eq!(store.machine_access("m-0").unwrap().revocations, Some(vec![5]));
+}
+
+#[test]
+fn the_outbox_keeps_events_until_acknowledged_and_across_restarts() {
+    use opkey_protocol::api::{UsageEvent, UsageEventKind};
+    let tmp = tempfile::tempdir().unwrap();
+    let secrets = MemorySecretStore::new();
+    let event = |id: &str| UsageEvent {
+        id: id.into(),
+        kind: UsageEventKind::UnlockAttempt,
+        key_id: Some("k1".into()),
+        machine_id: "m1".into(),
+        at: datetime!(2026-06-01 00:00 UTC),
+        outcome: "unlocked".into(),
+        usage_session: Some(4),
+        ended_at: None,
+    };
+    {
+        let store = Store::open(tmp.path(), &secrets).unwrap();
+        store.add_to_outbox("op", &event("e1")).unwrap();
+        store.add_to_outbox("op", &event("e2")).unwrap();
+        store.add_to_outbox("op_other", &event("e3")).unwrap();
+    }
+    let mut store = Store::open(tmp.path(), &secrets).unwrap();
+    let pending = store.pending_events("op", 500).unwrap();
+    assert_eq!(pending, [event("e1"), event("e2")]);
+    assert_eq!(store.pending_events("op", 1).unwrap(), [event("e1")]);
+    let now = datetime!(2026-06-01 00:00 UTC).unix_timestamp();
+    store.mark_uploaded(&["e1".into()], now).unwrap();
+    assert_eq!(store.pending_event_count("op").unwrap(), 1);
+    assert_eq!(store.outbox().unwrap()[0].uploaded_s, Some(now));
+    // Acknowledged events are pruned after 30 days.
+    store.mark_uploaded(&["e2".into()], now + 31 * 86_400).unwrap();
+    let ids: Vec<String> = store.outbox().unwrap().into_iter().map(|r| r.event.id).collect();
+    assert_eq!(ids, ["e2", "e3"]);
 }

@@ -1,10 +1,53 @@
 //! Folding the pages of one sync into one set of changes, in memory, before anything
 //! is written. Later pages win over earlier ones: a key deleted after it was changed is
-//! deleted, a key changed after it was deleted is kept.
+//! deleted, a key changed after it was deleted is kept. Of two grants for the same key
+//! and machines the newer (serial, then issue time) wins; of two revocation lists for a
+//! machine the higher sequence.
+//!
+//! Grants and lists are decoded here, and checked against the issuer key the page
+//! carries: a page whose grant does not say what its record says, or is not signed by
+//! the issuer, is a bad answer and nothing of the sync is applied.
 
-use opkey_protocol::api::{OperatorProfile, SyncResponse};
+use crate::error::Error;
+use opkey_protocol::api::{GrantRecord, OperatorProfile, RevocationRecord, SyncResponse};
+use opkey_protocol::ble::{Grant, RevocationList};
+use opkey_protocol::encoding::unb64;
 use opkey_protocol::{Key, Machine, Organization};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// One decoded grant, with the fields the store indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BatchGrant {
+    pub key_id: String,
+    /// The grant's machine ids, sorted, one per line: which chunk of the key it is.
+    pub chunk: String,
+    pub serial: u32,
+    pub valid_from: u64,
+    pub valid_to: u64,
+    pub issued_at: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl BatchGrant {
+    fn newer_than(&self, other: &BatchGrant) -> bool {
+        (self.serial, self.issued_at) >= (other.serial, other.issued_at)
+    }
+}
+
+/// One machine's revocation list, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BatchRevocations {
+    pub machine_id: String,
+    pub sequence: u32,
+    pub bytes: Vec<u8>,
+}
+
+/// The chunk name of a grant's machine set.
+pub(crate) fn chunk_of(machine_ids: &[String]) -> String {
+    let mut ids: Vec<&str> = machine_ids.iter().map(String::as_str).collect();
+    ids.sort_unstable();
+    ids.join("\n")
+}
 
 /// Everything one sync will apply, in one transaction.
 #[derive(Debug, Clone)]
@@ -18,6 +61,12 @@ pub(crate) struct SyncBatch {
     pub operator: OperatorProfile,
     pub organizations: Vec<Organization>,
     pub cursor: u64,
+    /// The newest grant of each (key, chunk), sorted.
+    pub grants: Vec<BatchGrant>,
+    /// The newest list of each machine, sorted by machine.
+    pub revocations: Vec<BatchRevocations>,
+    /// The issuer's public key, if the backend sent it.
+    pub issuer_public_key: Option<Vec<u8>>,
 }
 
 /// Collects pages as they arrive.
@@ -27,12 +76,42 @@ pub(crate) struct PageFolder {
     deleted: BTreeSet<String>,
     machines: BTreeMap<String, Machine>,
     last: Option<(OperatorProfile, Vec<Organization>, u64)>,
+    grants: BTreeMap<(String, String), BatchGrant>,
+    revocations: BTreeMap<String, BatchRevocations>,
+    issuer_public_key: Option<Vec<u8>>,
     pub pages: u32,
     pub keys_received: u32,
 }
 
 impl PageFolder {
-    pub(crate) fn add(&mut self, page: SyncResponse) {
+    /// Folds one page in; refuses a page whose grants or lists do not hold up.
+    pub(crate) fn add(&mut self, page: SyncResponse) -> Result<(), Error> {
+        let issuer = match &page.issuer_public_key {
+            Some(text) => Some(unb64(text).ok_or_else(|| bad("the issuer public key is not base64url"))?),
+            None => None,
+        };
+        for record in &page.grants {
+            let grant = decode_grant(record, issuer.as_deref())?;
+            let slot = (grant.key_id.clone(), grant.chunk.clone());
+            match self.grants.get(&slot) {
+                Some(held) if !grant.newer_than(held) => {}
+                _ => {
+                    self.grants.insert(slot, grant);
+                }
+            }
+        }
+        for record in &page.revocations {
+            let list = decode_revocations(record, issuer.as_deref())?;
+            match self.revocations.get(&list.machine_id) {
+                Some(held) if held.sequence >= list.sequence => {}
+                _ => {
+                    self.revocations.insert(list.machine_id.clone(), list);
+                }
+            }
+        }
+        if issuer.is_some() {
+            self.issuer_public_key = issuer;
+        }
         self.pages += 1;
         self.keys_received += page.keys.len() as u32;
         for key in page.keys {
@@ -47,6 +126,7 @@ impl PageFolder {
             self.machines.insert(m.id.clone(), m);
         }
         self.last = Some((page.operator, page.organizations, page.cursor));
+        Ok(())
     }
 
     /// `None` before the first page.
@@ -60,14 +140,71 @@ impl PageFolder {
             operator,
             organizations,
             cursor,
+            grants: self.grants.into_values().collect(),
+            revocations: self.revocations.into_values().collect(),
+            issuer_public_key: self.issuer_public_key,
         })
     }
+}
+
+fn bad(reason: impl Into<String>) -> Error {
+    Error::BadResponse {
+        reason: reason.into(),
+    }
+}
+
+fn decode_grant(record: &GrantRecord, issuer: Option<&[u8]>) -> Result<BatchGrant, Error> {
+    let what = || format!("the grant of key {}", record.key_id);
+    let bytes = unb64(&record.grant).ok_or_else(|| bad(format!("{} is not base64url", what())))?;
+    let grant = Grant::decode(&bytes).map_err(|e| bad(format!("{} is malformed: {e}", what())))?;
+    let body = grant.body();
+    let mut named = record.machine_ids.clone();
+    named.sort_unstable();
+    let mut inside = body.machine_ids.clone();
+    inside.sort_unstable();
+    if body.key_id != record.key_id || body.serial != record.serial || named != inside {
+        return Err(bad(format!("{} does not say what its record says", what())));
+    }
+    if let Some(issuer) = issuer {
+        grant
+            .verify(issuer)
+            .map_err(|_| bad(format!("{} is not signed by the issuer", what())))?;
+    }
+    Ok(BatchGrant {
+        key_id: body.key_id.clone(),
+        chunk: chunk_of(&body.machine_ids),
+        serial: body.serial,
+        valid_from: body.valid_from,
+        valid_to: body.valid_to,
+        issued_at: body.issued_at,
+        bytes,
+    })
+}
+
+fn decode_revocations(record: &RevocationRecord, issuer: Option<&[u8]>) -> Result<BatchRevocations, Error> {
+    let what = || format!("the revocation list of machine {}", record.machine_id);
+    let bytes = unb64(&record.list).ok_or_else(|| bad(format!("{} is not base64url", what())))?;
+    let list = RevocationList::decode(&bytes).map_err(|e| bad(format!("{} is malformed: {e}", what())))?;
+    if list.machine_id() != record.machine_id || list.sequence() != record.sequence {
+        return Err(bad(format!("{} does not say what its record says", what())));
+    }
+    if let Some(issuer) = issuer {
+        list.verify(issuer)
+            .map_err(|_| bad(format!("{} is not signed by the issuer", what())))?;
+    }
+    Ok(BatchRevocations {
+        machine_id: record.machine_id.clone(),
+        sequence: record.sequence,
+        bytes,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use opkey_protocol::AccessType;
+    use opkey_protocol::ble::test_support::{Issuer, PhoneKey, grant_body};
+    use opkey_protocol::encoding::b64;
     use opkey_protocol::model::Validity;
     use time::macros::datetime;
 
@@ -103,20 +240,85 @@ mod tests {
             keys,
             deleted_key_ids: deleted.iter().map(|s| s.to_string()).collect(),
             machines: vec![],
+            grants: vec![],
+            revocations: vec![],
+            issuer_public_key: None,
         }
     }
 
     #[test]
     fn later_pages_win_over_earlier_ones() {
         let mut f = PageFolder::default();
-        f.add(page(1, vec![key("a", 1), key("b", 1)], &[]));
-        f.add(page(2, vec![key("a", 2)], &["b", "c"]));
-        f.add(page(3, vec![key("c", 5)], &[]));
+        f.add(page(1, vec![key("a", 1), key("b", 1)], &[])).unwrap();
+        f.add(page(2, vec![key("a", 2)], &["b", "c"])).unwrap();
+        f.add(page(3, vec![key("c", 5)], &[])).unwrap();
         let batch = f.finish(false).unwrap();
         let ids: Vec<(&str, u64)> = batch.keys.iter().map(|k| (k.id.as_str(), k.version)).collect();
         assert_eq!(ids, [("a", 2), ("c", 5)]);
         assert_eq!(batch.deleted_key_ids, ["b"]);
         assert_eq!(batch.cursor, 3);
+    }
+
+    fn record(issuer: &Issuer, phone: &PhoneKey, serial: u32, issued_at: u64) -> GrantRecord {
+        let mut body = grant_body("k1", phone, &["m2", "m1"], 100, 200);
+        body.serial = serial;
+        body.issued_at = issued_at;
+        let grant = issuer.grant(body);
+        GrantRecord {
+            key_id: "k1".into(),
+            serial,
+            machine_ids: vec!["m1".into(), "m2".into()],
+            valid_from: datetime!(2026-01-01 00:00 UTC),
+            valid_to: datetime!(2026-01-02 00:00 UTC),
+            grant: b64(grant.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn the_newest_grant_of_a_key_and_its_machines_wins_whatever_the_page_order() {
+        let (issuer, phone) = (Issuer::new(), PhoneKey::new());
+        let mut f = PageFolder::default();
+        let mut p1 = page(1, vec![], &[]);
+        p1.issuer_public_key = Some(b64(issuer.public_key()));
+        p1.grants = vec![record(&issuer, &phone, 2, 150)];
+        let mut p2 = p1.clone();
+        p2.grants = vec![record(&issuer, &phone, 2, 120), record(&issuer, &phone, 1, 300)];
+        f.add(p1).unwrap();
+        f.add(p2).unwrap();
+        let batch = f.finish(false).unwrap();
+        assert_eq!(batch.grants.len(), 1);
+        let g = &batch.grants[0];
+        assert_eq!((g.serial, g.issued_at, g.chunk.as_str()), (2, 150, "m1\nm2"));
+        assert_eq!(batch.issuer_public_key.as_deref(), Some(issuer.public_key()));
+    }
+
+    #[test]
+    fn a_grant_that_is_not_what_its_record_says_or_not_the_issuers_fails_the_page() {
+        let (issuer, phone) = (Issuer::new(), PhoneKey::new());
+        let mut p = page(1, vec![], &[]);
+        p.issuer_public_key = Some(b64(issuer.public_key()));
+        let mut lying = record(&issuer, &phone, 2, 150);
+        lying.serial = 3;
+        p.grants = vec![lying];
+        assert!(matches!(
+            PageFolder::default().add(p.clone()),
+            Err(Error::BadResponse { .. })
+        ));
+        p.grants = vec![record(&Issuer::new(), &phone, 2, 150)];
+        assert!(matches!(
+            PageFolder::default().add(p.clone()),
+            Err(Error::BadResponse { .. })
+        ));
+        p.grants = vec![];
+        p.revocations = vec![RevocationRecord {
+            machine_id: "m9".into(),
+            sequence: 1,
+            list: b64(issuer.revocations("m1", 1, 100, vec![]).as_bytes()),
+        }];
+        assert!(matches!(
+            PageFolder::default().add(p),
+            Err(Error::BadResponse { .. })
+        ));
     }
 
     #[test]

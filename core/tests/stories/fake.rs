@@ -5,6 +5,8 @@
 use opkey_core::Url;
 use opkey_protocol::api::*;
 use opkey_protocol::auth;
+use opkey_protocol::ble::test_support::Issuer;
+use opkey_protocol::ble::{Grant, GrantBody, RevocationList};
 use opkey_protocol::encoding::{b64, unb64};
 use opkey_protocol::invite::{InviteToken, ShortCode};
 use opkey_protocol::model::Validity;
@@ -62,6 +64,8 @@ pub struct Phone {
 enum Change {
     Upsert(Key),
     Delete(String),
+    Grant(GrantRecord),
+    Revocations(RevocationRecord),
 }
 
 #[derive(Debug)]
@@ -85,6 +89,12 @@ pub struct State {
     pub requests: Vec<Recorded>,
     pub sessions_opened: u32,
     next_id: u32,
+    /// The backend's grant-signing key.
+    pub issuer: Arc<Issuer>,
+    /// Usage events stored, each id once, in arrival order.
+    pub events: Vec<UsageEvent>,
+    /// The ids of every `POST /v1/events` that reached the handler.
+    pub event_uploads: Vec<Vec<String>>,
 }
 
 impl State {
@@ -152,6 +162,9 @@ impl Fake {
             requests: Vec::new(),
             sessions_opened: 0,
             next_id: 0,
+            issuer: Arc::new(Issuer::new()),
+            events: Vec::new(),
+            event_uploads: Vec::new(),
         }));
         let shared = state.clone();
         let task = tokio::spawn(async move {
@@ -256,13 +269,82 @@ impl Fake {
                 let hit = match c {
                     Some((_, Change::Upsert(k))) => k.id == id,
                     Some((_, Change::Delete(d))) => d == id,
-                    None => false,
+                    Some((_, Change::Grant(g))) => g.key_id == id,
+                    Some((_, Change::Revocations(_))) | None => false,
                 };
                 if hit {
                     *c = None;
                 }
             }
         });
+    }
+
+    /// Registers `machine`'s BLE public key (phones learn it when they sync its keys).
+    pub fn set_machine_key(&self, machine: &str, public_key: &[u8]) {
+        self.with(|s| {
+            s.machines.get_mut(machine).unwrap().ble_public_key = Some(b64(public_key));
+        });
+    }
+
+    pub fn issuer(&self) -> Arc<Issuer> {
+        self.with(|s| s.issuer.clone())
+    }
+
+    /// Issues a grant of `key` on `machines` to `operator`'s (latest) phone, valid
+    /// `[from, to)` (unix seconds), at `serial`; the phone gets it on its next sync.
+    pub fn issue_grant(
+        &self,
+        key: &str,
+        operator: &str,
+        machines: &[&str],
+        from: u64,
+        to: u64,
+        serial: u32,
+    ) -> Grant {
+        let phone_key: [u8; 65] = self.with(|s| {
+            let phone = s.phones.iter().rev().find(|p| p.operator_id == operator).unwrap();
+            phone.public_key.clone().try_into().unwrap()
+        });
+        let body = GrantBody {
+            key_id: key.into(),
+            operator_id: operator.into(),
+            phone_public_key: phone_key,
+            machine_ids: machines.iter().map(|m| m.to_string()).collect(),
+            valid_from: from,
+            valid_to: to,
+            issued_at: from,
+            personal: true,
+            serial,
+        };
+        let grant = self.issuer().grant(body);
+        let record = GrantRecord {
+            key_id: key.into(),
+            serial,
+            machine_ids: machines.iter().map(|m| m.to_string()).collect(),
+            valid_from: OffsetDateTime::from_unix_timestamp(from as i64).unwrap(),
+            valid_to: OffsetDateTime::from_unix_timestamp(to as i64).unwrap(),
+            grant: b64(grant.as_bytes()),
+        };
+        self.with(|s| s.changes.push(Some((operator.into(), Change::Grant(record)))));
+        grant
+    }
+
+    /// Publishes `list` to `operator`'s phones on their next sync.
+    pub fn publish_revocations(&self, operator: &str, list: &RevocationList) {
+        let record = RevocationRecord {
+            machine_id: list.machine_id().into(),
+            sequence: list.sequence(),
+            list: b64(list.as_bytes()),
+        };
+        self.with(|s| {
+            s.changes
+                .push(Some((operator.into(), Change::Revocations(record))))
+        });
+    }
+
+    /// Every stored usage event's id, in arrival order.
+    pub fn event_ids(&self) -> Vec<String> {
+        self.with(|s| s.events.iter().map(|e| e.id.clone()).collect())
     }
 
     pub fn fault(&self, path: &str, fault: Fault) {
@@ -567,6 +649,38 @@ fn handle(s: &mut State, method: &str, path: &str, query: &str, body: &str, bear
             }
             sync_page(s, &phone.operator_id, cursor, now)
         }
+        ("POST", "/v1/events") => {
+            let Some((phone_id, expires)) = bearer.and_then(|t| s.tokens.get(t)).cloned() else {
+                return error(401, ErrorCode::SessionExpired, "no session");
+            };
+            if expires <= now {
+                return error(401, ErrorCode::SessionExpired, "expired");
+            }
+            if s.phones.iter().any(|p| p.id == phone_id && p.revoked) {
+                return error(403, ErrorCode::PhoneRevoked, "revoked");
+            }
+            let Ok(upload) = serde_json::from_str::<UsageEventsUpload>(body) else {
+                return error(400, ErrorCode::InvalidRequest, "bad body");
+            };
+            if upload.events.len() > USAGE_EVENTS_MAX {
+                return error(400, ErrorCode::InvalidRequest, "too many events");
+            }
+            let mut receipt = UsageEventsReceipt {
+                accepted: 0,
+                duplicates: 0,
+            };
+            s.event_uploads
+                .push(upload.events.iter().map(|e| e.id.clone()).collect());
+            for event in upload.events {
+                if s.events.iter().any(|e| e.id == event.id) {
+                    receipt.duplicates += 1;
+                } else {
+                    receipt.accepted += 1;
+                    s.events.push(event);
+                }
+            }
+            json(200, &receipt)
+        }
         _ => error(404, ErrorCode::NotFound, "no route"),
     }
 }
@@ -574,6 +688,8 @@ fn handle(s: &mut State, method: &str, path: &str, query: &str, body: &str, bear
 fn sync_page(s: &State, operator: &str, cursor: u64, now: OffsetDateTime) -> Reply {
     let mut keys: Vec<Key> = Vec::new();
     let mut deleted = Vec::new();
+    let mut grants: Vec<GrantRecord> = Vec::new();
+    let mut revocations: Vec<RevocationRecord> = Vec::new();
     let mut taken = 0;
     let mut next = cursor;
     for (i, change) in s.changes.iter().enumerate().skip(cursor as usize) {
@@ -594,8 +710,11 @@ fn sync_page(s: &State, operator: &str, cursor: u64, now: OffsetDateTime) -> Rep
             }
             Change::Delete(id) => {
                 keys.retain(|x| x.id != *id);
+                grants.retain(|g| g.key_id != *id);
                 deleted.push(id.clone());
             }
+            Change::Grant(g) => grants.push(g.clone()),
+            Change::Revocations(l) => revocations.push(l.clone()),
         }
     }
     let has_more = (next as usize) < s.changes.len();
@@ -617,6 +736,9 @@ fn sync_page(s: &State, operator: &str, cursor: u64, now: OffsetDateTime) -> Rep
             keys,
             deleted_key_ids: deleted,
             machines,
+            grants,
+            revocations,
+            issuer_public_key: Some(b64(s.issuer.public_key())),
         },
     )
 }

@@ -1,10 +1,16 @@
 //! Stories of the phone core against a fake backend.
 
+mod cancel;
+mod events;
 mod fake;
 mod invites;
+mod logs;
+mod outbox;
 mod redeem;
+mod sim;
 mod store;
 mod sync;
+mod unlock;
 
 use fake::Fake;
 use opkey_core::{CoreConfig, MemorySecretStore, OpKey, RetryPolicy, SecretStore};

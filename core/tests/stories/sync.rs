@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use time::Duration;
 
 /// Ann holds k1 (Excavator) and k2 (Boom lift, Telehandler); Bob holds k9.
-fn fleet(fake: &Fake) {
+pub fn fleet(fake: &Fake) {
     fake.add_machine("m1", "Excavator");
     fake.add_machine("m2", "Telehandler");
     fake.add_machine("m3", "Boom lift");

@@ -5,11 +5,14 @@
 //!
 //! A key counts against its device lists while it is live: not deleted, not revoked
 //! and not yet expired. Every change bumps the key's sequence value (and edits and
-//! revocations its version) so phones see it by cursor.
+//! revocations its version) so phones see it by cursor. Deleting, revoking or editing a
+//! Digital Key whose grants may still be valid issues new revocation lists for its
+//! machines in the same transaction (`digital_key::revocations`).
 
 use crate::app::AppState;
 use crate::auth::AccessManager;
 use crate::db::{keys, machines, operators, sequence};
+use crate::digital_key::revocations::{self, REVOKED_ENTIRELY, Refusal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::ids::{IdKind, new_id};
@@ -282,6 +285,7 @@ pub async fn edit(
 ) -> ApiResult<Json<Key>> {
     let description = body.description.as_deref().map(clean_description).transpose()?;
     let now = state.now();
+    let issuer = state.issuer.clone();
     let key = state
         .db
         .write(move |tx| {
@@ -297,6 +301,17 @@ pub async fn edit(
             }
             key.version += 1;
             keys::update(tx, &key, sequence::next(tx)?)?;
+            // Grants of older versions carry the old end date: machines must refuse them.
+            revocations::refuse(
+                tx,
+                &issuer,
+                &[Refusal {
+                    key_id: &key.id,
+                    machine_ids: &key.machine_ids,
+                    min_serial: revocations::min_serial_for_version(key.version),
+                }],
+                now,
+            )?;
             Ok(key)
         })
         .await?;
@@ -317,10 +332,21 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let now = state.now();
     let key_id = id.clone();
+    let issuer = state.issuer.clone();
     state
         .db
         .write(move |tx| {
             let key = keys::get_in_org(tx, &id, caller.organization_id())?.ok_or_else(|| not_found(&id))?;
+            revocations::refuse(
+                tx,
+                &issuer,
+                &[Refusal {
+                    key_id: &key.id,
+                    machine_ids: &key.machine_ids,
+                    min_serial: REVOKED_ENTIRELY,
+                }],
+                now,
+            )?;
             Ok(keys::tombstone(tx, &key.id, sequence::next(tx)?, now)?)
         })
         .await?;
@@ -339,6 +365,8 @@ pub async fn revoke(
     AccessManager(caller): AccessManager,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Key>> {
+    let now = state.now();
+    let issuer = state.issuer.clone();
     let key = state
         .db
         .write(move |tx| {
@@ -348,6 +376,16 @@ pub async fn revoke(
                 key.revoked = true;
                 key.version += 1;
                 keys::update(tx, &key, sequence::next(tx)?)?;
+                revocations::refuse(
+                    tx,
+                    &issuer,
+                    &[Refusal {
+                        key_id: &key.id,
+                        machine_ids: &key.machine_ids,
+                        min_serial: REVOKED_ENTIRELY,
+                    }],
+                    now,
+                )?;
             }
             Ok(key)
         })

@@ -1,17 +1,20 @@
 //! Machines of an organization: telematics unit, keypad and the BLE public key the
-//! phone checks the machine against.
+//! phone checks the machine against, and the provisioning bundle a telematics unit
+//! needs to verify grants offline. Every change to a machine takes the next value of the
+//! change sequence, so phones holding keys to it learn it (and a newly registered BLE
+//! key brings the machine into their grants) by sync.
 
 use super::clean_name;
 use crate::app::AppState;
 use crate::auth::AccessManager;
-use crate::db::{machines, sequence};
+use crate::db::{machines, revocations, sequence};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::ids::{IdKind, new_id};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use opkey_protocol::api::{CreateMachine, ErrorBody};
+use opkey_protocol::api::{CreateMachine, EditMachine, ErrorBody, MachineProvisioning};
 use opkey_protocol::auth::check_public_key_shape;
 use opkey_protocol::encoding::{b64, unb64};
 use opkey_protocol::{Keypad, Machine, TelematicsUnit};
@@ -20,6 +23,30 @@ const MAX_SERIAL_CHARS: usize = 100;
 
 fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("machine {id} is not in this organization"))
+}
+
+fn clean_serial(serial: &str) -> Result<String, ApiError> {
+    let serial = serial.trim();
+    if serial.chars().count() > MAX_SERIAL_CHARS {
+        return Err(ApiError::field(
+            "serial",
+            format!("is longer than {MAX_SERIAL_CHARS} characters"),
+        ));
+    }
+    Ok(serial.to_owned())
+}
+
+/// A P-256 public key in canonical base64url.
+fn clean_ble_public_key(key: &str) -> Result<String, ApiError> {
+    unb64(key.trim())
+        .filter(|bytes| check_public_key_shape(bytes).is_ok())
+        .map(|bytes| b64(&bytes))
+        .ok_or_else(|| {
+            ApiError::field(
+                "ble_public_key",
+                "must be a P-256 public key: 65 bytes SEC1 uncompressed (starting 0x04), base64url without padding",
+            )
+        })
 }
 
 /// Registers a machine (TU600 and no keypad unless given).
@@ -33,29 +60,13 @@ pub async fn create(
     AccessManager(caller): AccessManager,
     ApiJson(body): ApiJson<CreateMachine>,
 ) -> ApiResult<(StatusCode, Json<Machine>)> {
-    let serial = body.serial.trim().to_owned();
-    if serial.chars().count() > MAX_SERIAL_CHARS {
-        return Err(ApiError::field(
-            "serial",
-            format!("is longer than {MAX_SERIAL_CHARS} characters"),
-        ));
-    }
+    let serial = clean_serial(&body.serial)?;
     let ble_public_key = body
         .ble_public_key
         .as_deref()
         .map(str::trim)
         .filter(|k| !k.is_empty())
-        .map(|k| {
-            unb64(k)
-                .filter(|bytes| check_public_key_shape(bytes).is_ok())
-                .map(|bytes| b64(&bytes))
-                .ok_or_else(|| {
-                    ApiError::field(
-                        "ble_public_key",
-                        "must be a P-256 public key: 65 bytes SEC1 uncompressed (starting 0x04), base64url without padding",
-                    )
-                })
-        })
+        .map(clean_ble_public_key)
         .transpose()?;
     let machine = Machine {
         id: new_id(&state.rng, IdKind::Machine)?,
@@ -110,6 +121,98 @@ pub async fn get_one(
     Ok(Json(machine))
 }
 
+/// Renames a machine, changes its serial, or registers (or replaces) its BLE key.
+#[utoipa::path(
+    patch, path = "/admin/v1/machines/{id}", tag = "machines", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "machine id")),
+    request_body = EditMachine,
+    responses(
+        (status = 200, body = Machine), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    )
+)]
+pub async fn edit(
+    State(state): State<AppState>,
+    AccessManager(caller): AccessManager,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<EditMachine>,
+) -> ApiResult<Json<Machine>> {
+    let name = body.name.as_deref().map(|n| clean_name("name", n)).transpose()?;
+    let serial = body.serial.as_deref().map(clean_serial).transpose()?;
+    let ble_public_key = body
+        .ble_public_key
+        .as_deref()
+        .map(clean_ble_public_key)
+        .transpose()?;
+    let (machine, key_changed) = state
+        .db
+        .write(move |tx| {
+            let before =
+                machines::get_in_org(tx, &id, caller.organization_id())?.ok_or_else(|| not_found(&id))?;
+            let mut machine = before.clone();
+            if let Some(name) = name {
+                machine.name = name;
+            }
+            if let Some(serial) = serial {
+                machine.serial = serial;
+            }
+            if let Some(key) = ble_public_key {
+                machine.ble_public_key = Some(key);
+            }
+            if machine != before {
+                machines::update(tx, &machine, sequence::next(tx)?)?;
+            }
+            let key_changed = machine.ble_public_key != before.ble_public_key;
+            Ok((machine, key_changed))
+        })
+        .await?;
+    tracing::info!(machine_id = %machine.id, ble_key_changed = key_changed, "machine edited");
+    Ok(Json(machine))
+}
+
+/// What a telematics unit needs to verify grants offline: the issuer's public key, its
+/// own registered key, its timings and its latest revocation list.
+#[utoipa::path(
+    get, path = "/admin/v1/machines/{id}/provisioning", tag = "machines", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "machine id")),
+    responses(
+        (status = 200, body = MachineProvisioning), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the machine's BLE public key is not registered yet")
+    )
+)]
+pub async fn provisioning(
+    State(state): State<AppState>,
+    AccessManager(caller): AccessManager,
+    Path(id): Path<String>,
+) -> ApiResult<Json<MachineProvisioning>> {
+    let (machine, list) = state
+        .db
+        .read(move |conn| {
+            let machine =
+                machines::get_in_org(conn, &id, caller.organization_id())?.ok_or_else(|| not_found(&id))?;
+            let list = revocations::latest(conn, &machine.id)?;
+            Ok((machine, list))
+        })
+        .await?;
+    let machine_public_key = machine.ble_public_key.ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "machine '{}' ({}) has no BLE public key yet: register the machine's key first \
+             (PATCH /admin/v1/machines/{} with ble_public_key), then fetch its provisioning",
+            machine.name, machine.id, machine.id
+        ))
+    })?;
+    Ok(Json(MachineProvisioning {
+        machine_id: machine.id,
+        name: machine.name,
+        issuer_public_key: state.issuer.public_key().to_owned(),
+        machine_public_key,
+        challenge_lifetime_s: state.challenge_lifetime_s,
+        relock_after_s: state.relock_after_s,
+        revocations: list.map(|(_, bytes)| b64(&bytes)),
+    }))
+}
+
 /// Deletes a machine that no key refers to any more.
 #[utoipa::path(
     delete, path = "/admin/v1/machines/{id}", tag = "machines", security(("admin_token" = [])),
@@ -136,6 +239,7 @@ pub async fn delete(
                     machine.name, machine.id, machine.id
                 )));
             }
+            revocations::delete_machine(tx, &machine.id)?;
             Ok(machines::delete(tx, &machine.id)?)
         })
         .await?;

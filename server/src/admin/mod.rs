@@ -1,8 +1,10 @@
 //! The admin API (`/admin/v1`): organizations, admin users, operators (one by one and
-//! by file import), invites, machines, keys and the dev SMS outbox. Every request acts in
-//! one organization (see [`crate::auth`]); every multi-row change is one transaction.
-//! Handlers log ids only, never tokens, invite secrets or codes.
+//! by file import), invites, machines (and their provisioning bundles), keys, usage
+//! events and the dev SMS outbox. Every request acts in one organization (see
+//! [`crate::auth`]); every multi-row change is one transaction. Handlers log ids only,
+//! never tokens, invite secrets or codes.
 
+pub mod events;
 pub mod import;
 pub mod invites;
 pub mod keys;
@@ -60,7 +62,14 @@ pub fn router() -> Router<AppState> {
         .route("/operators/import/template.csv", get(import::template))
         .merge(uploads)
         .route("/machines", post(machines::create).get(machines::list))
-        .route("/machines/{id}", get(machines::get_one).delete(machines::delete))
+        .route(
+            "/machines/{id}",
+            get(machines::get_one)
+                .patch(machines::edit)
+                .delete(machines::delete),
+        )
+        .route("/machines/{id}/provisioning", get(machines::provisioning))
+        .route("/events", get(events::list))
         .route("/keys", post(keys::create).get(keys::list))
         .route(
             "/keys/{id}",

@@ -4,7 +4,9 @@
 //! organization adds a membership to that same person (same id, their name and phone
 //! kept). Deleting removes the membership and tombstones the operator's keys in this
 //! organization; with no membership left the operator is deleted and their invites and
-//! phones are revoked.
+//! phones are revoked. Machines learn of it by revocation lists: deleted keys are refused
+//! entirely, and a re-invite (lost or replaced phone) supersedes the operator's Digital
+//! Keys so the old phone's grants are refused.
 
 use super::clean_name;
 use super::invites::{self as invite_flow, IssuedInvite};
@@ -12,6 +14,7 @@ use crate::app::AppState;
 use crate::auth::{AccessManager, AdminCaller};
 use crate::db::operators::{self, OperatorRow};
 use crate::db::{invites, keys, phones, sequence};
+use crate::digital_key::revocations::{self, REVOKED_ENTIRELY, Refusal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::ids::{IdKind, new_id};
@@ -258,11 +261,25 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let now = state.now();
     let org_id = caller.organization.id.clone();
+    let issuer = state.issuer.clone();
     let (removed_keys, deleted) = state
         .db
         .write(move |tx| {
             let op = operators::get_in_org(tx, &id, &org_id)?.ok_or_else(|| not_found(&id))?;
             let key_ids = keys::ids_of_operator_in_org(tx, &op.id, &org_id)?;
+            let removed = key_ids
+                .iter()
+                .filter_map(|key_id| keys::get_in_org(tx, key_id, &org_id).transpose())
+                .collect::<Result<Vec<_>, _>>()?;
+            let refusals: Vec<Refusal<'_>> = removed
+                .iter()
+                .map(|key| Refusal {
+                    key_id: &key.id,
+                    machine_ids: &key.machine_ids,
+                    min_serial: REVOKED_ENTIRELY,
+                })
+                .collect();
+            revocations::refuse(tx, &issuer, &refusals, now)?;
             for key_id in &key_ids {
                 keys::tombstone(tx, key_id, sequence::next(tx)?, now)?;
             }
@@ -297,17 +314,30 @@ pub async fn reinvite(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<InviteSummary>)> {
     let now = state.now();
-    let (rng, ttl) = (state.rng.clone(), state.invite_ttl);
-    let issued = state
+    let (rng, ttl, issuer) = (state.rng.clone(), state.invite_ttl, state.issuer.clone());
+    let (issued, superseded) = state
         .db
         .write(move |tx| {
             let op =
                 operators::get_in_org(tx, &id, caller.organization_id())?.ok_or_else(|| not_found(&id))?;
             invites::revoke_pending(tx, &op.id, None, now)?;
-            phones::revoke_all_of_operator(tx, &op.id, now)?;
-            invite_flow::issue(tx, &rng, &op, &caller.organization, ttl, now)
+            let superseded = if phones::revoke_all_of_operator(tx, &op.id, now)? > 0 {
+                revocations::supersede_operator_grants(tx, &issuer, &op.id, now)?
+            } else {
+                0
+            };
+            Ok((
+                invite_flow::issue(tx, &rng, &op, &caller.organization, ttl, now)?,
+                superseded,
+            ))
         })
         .await?;
+    if superseded > 0 {
+        tracing::info!(
+            superseded,
+            "digital keys superseded: the revoked phone's grants are refused"
+        );
+    }
     let sms_id = send(
         &state,
         &issued,

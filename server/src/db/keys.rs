@@ -126,6 +126,13 @@ pub fn update(conn: &Connection, k: &Key, seq: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Gives the key a new version (superseding its grants), bumping seq.
+pub fn set_version(conn: &Connection, id: &str, version: u64, seq: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE keys SET version = ?2, seq = ?3 WHERE id = ?1")?
+        .execute(params![id, version as i64, seq])?;
+    Ok(())
+}
+
 /// Turns the key into a tombstone.
 pub fn tombstone(conn: &Connection, id: &str, seq: i64, now: OffsetDateTime) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM key_machines WHERE key_id = ?1")?

@@ -61,6 +61,15 @@ pub fn list_in_org(conn: &Connection, organization_id: &str) -> rusqlite::Result
     .collect()
 }
 
+/// Stores an edited name, serial and BLE key, with the sequence value of this change.
+pub fn update(conn: &Connection, m: &Machine, seq: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE machines SET name = ?2, serial = ?3, ble_public_key = ?4, seq = ?5 WHERE id = ?1",
+        params![m.id, m.name, m.serial, m.ble_public_key, seq],
+    )?;
+    Ok(())
+}
+
 /// True while any key (not deleted) refers to the machine.
 pub fn has_keys(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
     conn.prepare_cached("SELECT 1 FROM key_machines WHERE machine_id = ?1")?

@@ -6,6 +6,8 @@
 //! and compare as text and round-trip exactly. Secrets are stored only as SHA-256
 //! digests. This module never logs.
 
+pub mod events;
+pub mod grants;
 pub mod invites;
 pub mod keys;
 pub mod machines;
@@ -13,6 +15,7 @@ pub mod operators;
 pub mod organizations;
 pub mod outbox;
 pub mod phones;
+pub mod revocations;
 pub mod schema;
 pub mod sequence;
 pub mod sessions;

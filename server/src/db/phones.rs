@@ -61,12 +61,18 @@ pub fn operator_is_enrolled(conn: &Connection, operator_id: &str) -> rusqlite::R
         .exists([operator_id])
 }
 
-/// Revokes every active binding of the operator; returns how many there were.
+/// Revokes every active binding of the operator and forgets their grants (each key's
+/// grant horizon keeps how long they stay valid); returns how many there were.
 pub fn revoke_all_of_operator(
     conn: &Connection,
     operator_id: &str,
     now: OffsetDateTime,
 ) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM grants WHERE phone_id IN
+             (SELECT id FROM phones WHERE operator_id = ?1 AND revoked_at IS NULL)",
+        [operator_id],
+    )?;
     conn.execute(
         "UPDATE phones SET revoked_at = ?2 WHERE operator_id = ?1 AND revoked_at IS NULL",
         params![operator_id, Ts(now)],

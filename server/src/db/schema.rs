@@ -139,6 +139,71 @@ const MIGRATIONS: &[&str] = &[
         sent_at    TEXT NOT NULL
     );
     "#,
+    // 2: Digital Key: issued grants, per-machine revocation lists, usage events.
+    r#"
+    -- The change sequence value up to which this phone's grants were last checked.
+    ALTER TABLE phones ADD COLUMN grants_seq INTEGER NOT NULL DEFAULT 0;
+    -- The latest valid_to of any grant ever issued for the key: how long a revocation
+    -- list must keep refusing its older serials.
+    ALTER TABLE keys ADD COLUMN grants_until TEXT;
+
+    -- The grants each phone holds: one row per key and chunk of at most 8 machines.
+    CREATE TABLE grants (
+        phone_id     TEXT NOT NULL REFERENCES phones(id),
+        key_id       TEXT NOT NULL REFERENCES keys(id),
+        chunk        INTEGER NOT NULL,
+        serial       INTEGER NOT NULL,
+        machine_ids  TEXT NOT NULL,
+        valid_from   TEXT NOT NULL,
+        valid_to     TEXT NOT NULL,
+        issued_at    TEXT NOT NULL,
+        renew_after  TEXT NOT NULL,
+        bytes        BLOB NOT NULL,
+        seq          INTEGER NOT NULL,
+        PRIMARY KEY (phone_id, key_id, chunk)
+    ) WITHOUT ROWID;
+    CREATE INDEX grants_phone_seq ON grants(phone_id, seq);
+    CREATE INDEX grants_phone_renew ON grants(phone_id, renew_after);
+
+    -- What each machine must refuse, kept until every grant it refuses has expired.
+    CREATE TABLE revocation_entries (
+        machine_id    TEXT NOT NULL REFERENCES machines(id),
+        key_id        TEXT NOT NULL,
+        min_serial    INTEGER NOT NULL,
+        needed_until  TEXT NOT NULL,
+        updated_at    TEXT NOT NULL,
+        PRIMARY KEY (machine_id, key_id)
+    ) WITHOUT ROWID;
+
+    -- The latest signed list of each machine.
+    CREATE TABLE revocation_lists (
+        machine_id  TEXT PRIMARY KEY REFERENCES machines(id),
+        sequence    INTEGER NOT NULL,
+        issued_at   TEXT NOT NULL,
+        bytes       BLOB NOT NULL,
+        seq         INTEGER NOT NULL
+    );
+    CREATE INDEX revocation_lists_seq ON revocation_lists(seq);
+
+    -- Usage events uploaded by phones; the id is the phone's idempotency key.
+    -- organization_id is the machine's organization when the operator belongs to it.
+    CREATE TABLE usage_events (
+        phone_id         TEXT NOT NULL REFERENCES phones(id),
+        id               TEXT NOT NULL,
+        operator_id      TEXT NOT NULL,
+        organization_id  TEXT,
+        kind             TEXT NOT NULL,
+        key_id           TEXT,
+        machine_id       TEXT NOT NULL,
+        at               TEXT NOT NULL,
+        outcome          TEXT NOT NULL,
+        usage_session    INTEGER,
+        ended_at         TEXT,
+        received_at      TEXT NOT NULL,
+        PRIMARY KEY (phone_id, id)
+    );
+    CREATE INDEX usage_events_organization ON usage_events(organization_id, at);
+    "#,
 ];
 
 /// Brings the schema up to date.

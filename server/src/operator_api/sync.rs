@@ -1,13 +1,24 @@
 //! Delta sync by cursor. The cursor is a value of the global change sequence: a phone
 //! gets its operator's personal keys (in all organizations) changed after it, oldest
-//! first, tombstones as deleted ids, and the machines those keys open. One read
-//! transaction per page keeps the page consistent; indexes keep it fast
-//! (`keys(operator_id, seq)`, `machines(seq)`, `key_machines(machine_id)`).
+//! first, tombstones as deleted ids, the machines those keys open, its Digital Key
+//! grants and the revocation lists of the machines its Digital Keys open.
+//!
+//! Each page is one write transaction: it first brings the phone's grants up to date
+//! (`digital_key::grants`), then reads. Indexes keep it fast (`keys(operator_id, seq)`,
+//! `machines(seq)`, `key_machines(machine_id)`, `grants(phone_id, seq)`,
+//! `grants(phone_id, renew_after)`, `revocation_lists(seq)`).
+//!
+//! Paging: a page that has more after it covers the changes up to its last key's seq:
+//! grants and lists with a seq in that range come with it (and lists of the machines its
+//! keys open, like machines, may come early). The last page brings everything newer,
+//! including the grants issued by this request, and its cursor is the highest seq it
+//! returned.
 
 use crate::app::AppState;
 use crate::auth::PhoneSession;
 use crate::db::keys::{self, KeyChange};
-use crate::db::{machines, operators, organizations, sequence};
+use crate::db::{grants, machines, operators, organizations, phones, revocations, sequence};
+use crate::digital_key;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
 use axum::Json;
@@ -51,10 +62,11 @@ pub async fn sync(
     let cursor = query.cursor.unwrap_or(0);
     let now = state.now();
     let phone_id = session.phone_id.clone();
-    let response = state
+    let (issuer, lifetime) = (state.issuer.clone(), state.grant_lifetime);
+    let (response, issued) = state
         .db
-        .read(move |conn| {
-            let latest = sequence::current(conn)?;
+        .write(move |tx| {
+            let latest = sequence::current(tx)?;
             let after = i64::try_from(cursor)
                 .ok()
                 .filter(|c| *c <= latest)
@@ -63,17 +75,31 @@ pub async fn sync(
                     latest: latest as u64,
                 })?;
             let operator_id = &session.operator_id;
-            let operator = operators::get_live(conn, operator_id)?.ok_or(ApiError::PhoneRevoked)?;
-            let mut changes = keys::changes_for_operator(conn, operator_id, after, limit + 1)?;
+            let operator = operators::get_live(tx, operator_id)?.ok_or(ApiError::PhoneRevoked)?;
+            let phone = phones::get(tx, &session.phone_id)?
+                .filter(|p| p.is_active())
+                .ok_or(ApiError::PhoneRevoked)?;
+            let issued = digital_key::grants::refresh(tx, &issuer, &phone, now, lifetime)?;
+
+            let mut changes = keys::changes_for_operator(tx, operator_id, after, limit + 1)?;
             let has_more = changes.len() > limit as usize;
             changes.truncate(limit as usize);
             let last_key_seq = changes.last().map_or(after, |(seq, _)| *seq);
-            let machines = machines::for_operator_sync(conn, operator_id, after, last_key_seq, after)?;
-            // Without more pages, every change up to the newest machine returned is seen too.
+            // A page with more after it covers up to its last key; the last page, all.
+            let upto = if has_more { last_key_seq } else { i64::MAX };
+            let machines = machines::for_operator_sync(tx, operator_id, after, last_key_seq, after)?;
+            let grants = grants::for_phone_sync(tx, &phone.id, after, upto)?;
+            let lists = revocations::for_operator_sync(tx, operator_id, after, last_key_seq, upto)?;
+            // Without more pages, every change up to the newest item returned is seen too.
             let next = if has_more {
                 last_key_seq
             } else {
-                machines.iter().map(|(_, seq)| *seq).fold(last_key_seq, i64::max)
+                machines
+                    .iter()
+                    .map(|(_, seq)| *seq)
+                    .chain(grants.iter().map(|(_, seq)| *seq))
+                    .chain(lists.iter().map(|(_, seq)| *seq))
+                    .fold(last_key_seq, i64::max)
             };
             let mut keys = Vec::with_capacity(changes.len());
             let mut deleted_key_ids = Vec::new();
@@ -83,7 +109,7 @@ pub async fn sync(
                     KeyChange::Deleted(id) => deleted_key_ids.push(id),
                 }
             }
-            Ok(SyncResponse {
+            let response = SyncResponse {
                 cursor: next as u64,
                 has_more,
                 server_time: now,
@@ -92,11 +118,15 @@ pub async fn sync(
                     name: operator.name,
                     phone: operator.phone,
                 },
-                organizations: organizations::of_operator(conn, operator_id)?,
+                organizations: organizations::of_operator(tx, operator_id)?,
                 keys,
                 deleted_key_ids,
                 machines: machines.into_iter().map(|(m, _)| m).collect(),
-            })
+                grants: grants.into_iter().map(|(g, _)| g).collect(),
+                revocations: lists.into_iter().map(|(l, _)| l).collect(),
+                issuer_public_key: Some(issuer.public_key().to_owned()),
+            };
+            Ok((response, issued))
         })
         .await?;
     tracing::debug!(
@@ -104,6 +134,9 @@ pub async fn sync(
         cursor = response.cursor,
         keys = response.keys.len(),
         deleted = response.deleted_key_ids.len(),
+        grants = response.grants.len(),
+        issued_grants = issued.grants,
+        revocation_lists = response.revocations.len(),
         "sync"
     );
     Ok(Json(response))

@@ -13,12 +13,16 @@ fn assert_lists_the_main_paths(doc: &serde_json::Value) {
         "/admin/v1/operators/import/preview",
         "/admin/v1/operators/import",
         "/admin/v1/machines",
+        "/admin/v1/machines/{id}",
+        "/admin/v1/machines/{id}/provisioning",
+        "/admin/v1/events",
         "/admin/v1/keys",
         "/admin/v1/keys/{id}/revoke",
         "/v1/invites/redeem",
         "/v1/session/challenge",
         "/v1/session",
         "/v1/sync",
+        "/v1/events",
     ] {
         assert!(
             paths.contains_key(path),
@@ -28,6 +32,20 @@ fn assert_lists_the_main_paths(doc: &serde_json::Value) {
     assert!(doc["components"]["securitySchemes"]["admin_token"].is_object());
     assert!(doc["components"]["schemas"]["OperatorView"].is_object());
     assert!(doc["components"]["schemas"]["ErrorCode"].is_object());
+    for schema in [
+        "GrantRecord",
+        "RevocationRecord",
+        "MachineProvisioning",
+        "EditMachine",
+        "UsageEventsUpload",
+        "UsageEventsReceipt",
+        "UsageEventView",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "{schema} missing from the OpenAPI document"
+        );
+    }
 }
 
 #[tokio::test]

@@ -59,13 +59,19 @@ pub async fn start() -> TestServer {
     start_with(|_| {}).await
 }
 
+/// The configuration every test server starts from: a database in `dir`, this clock.
+pub fn test_config(dir: &std::path::Path, clock: Arc<ManualClock>) -> ServerConfig {
+    let mut config = ServerConfig::new(dir.join("opkey.db"), ADMIN_TOKEN);
+    config.clock = clock;
+    config.default_organization_name = "Acme Rental".to_owned();
+    config
+}
+
 pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(START));
-    let mut config = ServerConfig::new(dir.path().join("opkey.db"), ADMIN_TOKEN);
-    config.clock = clock.clone();
-    config.default_organization_name = "Acme Rental".to_owned();
+    let mut config = test_config(dir.path(), clock.clone());
     configure(&mut config);
     let server = opkey_server::start(config, "127.0.0.1:0".parse().unwrap())
         .await
@@ -146,6 +152,40 @@ impl TestServer {
         all.last().expect("an SMS was sent").clone()
     }
 
+    /// A machine with a registered BLE public key; returns its id.
+    pub async fn create_ble_machine(&self, name: &str) -> String {
+        let machine: Value = self
+            .post(
+                "/machines",
+                json!({"name": name, "ble_public_key": MachineKey::new().public_key}),
+            )
+            .await
+            .expect(201);
+        machine["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Stops the server and starts it again on the same database and clock.
+    pub async fn restart(mut self) -> TestServer {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        let TestServer {
+            client, clock, _dir, ..
+        } = self;
+        let server = opkey_server::start(
+            test_config(_dir.path(), clock.clone()),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        TestServer {
+            server: Some(server),
+            client,
+            clock,
+            _dir,
+        }
+    }
+
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
@@ -160,6 +200,22 @@ pub fn invite_secrets(sms_body: &str) -> (String, String) {
     let after_code = &sms_body[sms_body.find("enter code ").expect("a code") + 11..];
     let code = after_code.split_whitespace().next().unwrap().to_owned();
     (token, code)
+}
+
+/// A machine's BLE key pair (only the public half matters to the backend).
+pub struct MachineKey {
+    pub public_key: String,
+}
+
+impl MachineKey {
+    pub fn new() -> Self {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        Self {
+            public_key: b64(pair.public_key().as_ref()),
+        }
+    }
 }
 
 /// A phone with a software P-256 key.

@@ -3,6 +3,8 @@
 mod access;
 mod binary;
 mod common;
+mod digital_key;
+mod events;
 mod import;
 mod keys;
 mod operators;

@@ -1,0 +1,172 @@
+//! # opkey-ffi
+//!
+//! The UniFFI face of [`opkey_core`] for the Kotlin (Android) and Swift (iOS) shells.
+//! Thin: it wraps the core's types in `Arc` objects, records and enums and holds no
+//! logic of its own. The generated bindings come from the built library
+//! (`bindings/generate`, with this crate's own `uniffi-bindgen`).
+//!
+//! | module | owns | never |
+//! |---|---|---|
+//! | this file | the [`OpKey`] object and [`erase_local_data`] | decides anything the core should |
+//! | [`config`] | [`OpKeyConfig`] | performs I/O |
+//! | [`error`] | [`OpKeyError`] (thrown by exports), [`PlatformError`] (thrown by the shells) | carries a secret |
+//! | [`platform`] | the foreign [`SecretStore`] and [`Signer`] | sees a hardware key's private part |
+//! | [`events`] | [`ChangeListener`], [`ChangeSubscription`], [`SyncProgressListener`] | blocks the thread that changed something |
+//! | [`cancel`] | [`CancelHandle`] | |
+//! | [`logging`] | the foreign [`Logger`], [`install_logger`] | forwards a secret |
+//! | `runtime` | the one tokio runtime every async export runs on | uses the caller's executor |
+//! | [`records`] | the records and enums the apps show | holds a secret |
+//!
+//! Foreign calls (secret store, signer, listener, logger) may arrive on any Rust
+//! thread. Every error a foreign implementation throws becomes a typed error; none is a
+//! panic.
+
+pub mod cancel;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod logging;
+pub mod platform;
+pub mod records;
+mod runtime;
+
+pub use cancel::CancelHandle;
+pub use config::OpKeyConfig;
+pub use error::{InviteProblem, OpKeyError, PlatformError};
+pub use events::{ChangeEvent, ChangeListener, ChangeSubscription, SyncProgressListener};
+pub use logging::{LogLevel, LogRecord, Logger, install_logger};
+pub use platform::{SecretStore, Signer};
+pub use records::{
+    AccessType, Enrollment, InviteForm, Key, KeyState, Keypad, Machine, Operator, Organization, ParsedInvite,
+    Status, SyncProgress, SyncReport, TelematicsUnit,
+};
+
+use opkey_core::{CancelToken, CoreConfig};
+use platform::{ForeignSecretStore, ForeignSigner};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+uniffi::setup_scaffolding!();
+
+/// The phone's OpKey: one per data directory, shared by the whole app.
+#[derive(Debug, uniffi::Object)]
+pub struct OpKey {
+    core: Arc<opkey_core::OpKey>,
+}
+
+#[uniffi::export]
+impl OpKey {
+    /// Opens (creating if needed) the encrypted store in `config.data_dir`, with the data
+    /// key kept in `secret_store`. `signer`: the platform's P-256 key (Keystore, Secure
+    /// Enclave); null uses a software key sealed in the store.
+    #[uniffi::constructor(default(signer = None))]
+    pub fn new(
+        config: OpKeyConfig,
+        secret_store: Arc<dyn SecretStore>,
+        signer: Option<Arc<dyn Signer>>,
+    ) -> Result<Self, OpKeyError> {
+        let core = opkey_core::OpKey::open(
+            config.try_into()?,
+            Arc::new(ForeignSecretStore(secret_store)),
+            signer.map(|s| Arc::new(ForeignSigner(s)) as Arc<dyn opkey_core::Signer>),
+            Arc::new(opkey_protocol::SystemClock),
+        )?;
+        Ok(Self { core: Arc::new(core) })
+    }
+
+    /// Reads an invite link or code without using the network.
+    pub fn parse_invite(&self, input: String) -> Result<ParsedInvite, OpKeyError> {
+        Ok(self.core.parse_invite(&input)?.into())
+    }
+
+    /// Redeems an invite link or code and records the enrollment. Safe to call again
+    /// with the same input after a network failure; a cancelled redeem can be redeemed
+    /// again.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn redeem_invite(
+        &self,
+        input: String,
+        cancel: Option<Arc<CancelHandle>>,
+    ) -> Result<Enrollment, OpKeyError> {
+        let core = self.core.clone();
+        let token = token(cancel);
+        runtime::run(token.clone(), async move {
+            core.redeem_invite_cancellable(&input, &token)
+                .await
+                .map(Enrollment::from)
+        })
+        .await
+    }
+
+    /// Finishes a redeem that was interrupted (`Status.pending_invite`). `NotEnrolled`
+    /// when none is pending.
+    pub async fn resume_redeem(&self) -> Result<Enrollment, OpKeyError> {
+        let core = self.core.clone();
+        runtime::run(CancelToken::new(), async move {
+            core.resume_redeem().await.map(Enrollment::from)
+        })
+        .await
+    }
+
+    /// Brings the keys up to date; on any error (or a cancel) the store is as it was.
+    #[uniffi::method(default(cancel = None, progress = None))]
+    pub async fn sync(
+        &self,
+        cancel: Option<Arc<CancelHandle>>,
+        progress: Option<Arc<dyn SyncProgressListener>>,
+    ) -> Result<SyncReport, OpKeyError> {
+        let core = self.core.clone();
+        let token = token(cancel);
+        runtime::run(token.clone(), async move {
+            let on_progress = move |p: opkey_core::SyncProgress| {
+                if let Some(listener) = &progress {
+                    let _ = listener.on_progress(p.into());
+                }
+            };
+            core.sync_cancellable(&token, &on_progress)
+                .await
+                .map(SyncReport::from)
+        })
+        .await
+    }
+
+    /// Every key on the phone: usable first, then by machine name. Works offline.
+    pub fn keys(&self) -> Result<Vec<Key>, OpKeyError> {
+        Ok(self.core.keys()?.into_iter().map(Key::from).collect())
+    }
+
+    /// One key, with its state, validity, machines and access type.
+    pub fn key(&self, id: String) -> Result<Key, OpKeyError> {
+        Ok(self.core.key(&id)?.into())
+    }
+
+    /// Enrollment, last sync, server-time offset and clock warning, key counts.
+    pub fn status(&self) -> Result<Status, OpKeyError> {
+        Ok(self.core.status()?.into())
+    }
+
+    /// The server-corrected time the core uses for key validity.
+    pub fn now(&self) -> SystemTime {
+        self.core.now().into()
+    }
+
+    /// Calls `listener` on every change until the returned subscription is cancelled
+    /// (dropping it does not cancel it) or this `OpKey` is gone.
+    pub fn subscribe(&self, listener: Arc<dyn ChangeListener>) -> Arc<ChangeSubscription> {
+        let subscription = self.core.subscribe(Arc::new(events::ForeignListener(listener)));
+        Arc::new(subscription.into())
+    }
+}
+
+/// Removes this phone's local data (the store and the data key), e.g. after
+/// `DataKeyMismatch`. No `OpKey` may be open on `config.data_dir`.
+#[uniffi::export]
+pub fn erase_local_data(config: OpKeyConfig, secret_store: Arc<dyn SecretStore>) -> Result<(), OpKeyError> {
+    let config = CoreConfig::try_from(config)?;
+    opkey_core::OpKey::erase_local_data(&config, &ForeignSecretStore(secret_store))?;
+    Ok(())
+}
+
+fn token(cancel: Option<Arc<CancelHandle>>) -> CancelToken {
+    cancel.map(|c| c.token()).unwrap_or_default()
+}

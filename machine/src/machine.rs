@@ -1,0 +1,486 @@
+//! [`Machine`]: the simulated telematics unit. It owns the protocol's
+//! [`MachineVerifier`], the state store, the immobilizer [`Relay`] and the [`UsageLog`],
+//! and applies every decision in the order PROTOCOL.md 2.8 asks: persist, then move the
+//! relay, then answer. Synchronous and sans-IO apart from its store: time is passed in
+//! (`now`, the machine's RTC), timers advance only in [`Machine::tick`], and the link
+//! reaches it through [`crate::Connection`]. It never logs and never holds a secret
+//! outside the verifier.
+
+use crate::MachineError;
+use crate::connection::ConnectionId;
+use crate::provision::{Bundle, public_key_of, read_key_file};
+use crate::relay::Relay;
+use crate::store::{FileStore, STATE_FORMAT, StateStore, StoredState};
+use crate::usage::{SessionEnd, UsageLog, UsageSession};
+use opkey_protocol::api::MachineProvisioning;
+use opkey_protocol::ble::messages::{ErrorMessage, message_type};
+use opkey_protocol::ble::{
+    Decision, FrameError, MachineConfig, MachineState, MachineVerifier, MessageType, ReasonCode,
+    RevocationUpdate, SetupError,
+};
+use ring::rand::{SecureRandom, SystemRandom};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+/// Why the relay went off by itself or on request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelockReason {
+    /// The engine did not start within `relock_after_s`.
+    Timeout,
+    /// A phone sent the lock command.
+    Command,
+    /// The engine stopped after a started session.
+    EngineStopped,
+}
+
+impl RelockReason {
+    fn name(self) -> &'static str {
+        match self {
+            RelockReason::Timeout => "timeout",
+            RelockReason::Command => "command",
+            RelockReason::EngineStopped => "engine_stopped",
+        }
+    }
+}
+
+/// What an observer (a status display, a test, a script) learns from a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MachineEvent {
+    /// The relay is on.
+    Unlocked {
+        key_id: String,
+        /// The operator of a personal key; `None` for a non-personal key.
+        operator_id: Option<String>,
+        usage_session: u32,
+        relock_after_s: u16,
+    },
+    /// A lock command was accepted (the relay is off, whether or not it was on).
+    Locked {
+        key_id: String,
+        usage_session: u32,
+    },
+    /// A request was refused; the relay did not move.
+    Denied(ReasonCode),
+    /// The relay went from on to off; `usage_session` is the session that ended.
+    Relocked {
+        reason: RelockReason,
+        usage_session: Option<u32>,
+    },
+    EngineStarted {
+        usage_session: Option<u32>,
+    },
+}
+
+/// One status line per event, `word key=value …`, for scripts reading the process.
+impl fmt::Display for MachineEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MachineEvent::Unlocked {
+                key_id,
+                operator_id,
+                usage_session,
+                relock_after_s,
+            } => {
+                write!(f, "unlocked key={key_id} session={usage_session}")?;
+                if let Some(operator_id) = operator_id {
+                    write!(f, " operator={operator_id}")?;
+                }
+                write!(f, " relock_after={relock_after_s}s")
+            }
+            MachineEvent::Locked {
+                key_id,
+                usage_session,
+            } => {
+                write!(f, "locked key={key_id} session={usage_session}")
+            }
+            MachineEvent::Denied(reason) => write!(f, "denied code={} reason={reason:?}", reason.code()),
+            MachineEvent::Relocked {
+                reason,
+                usage_session,
+            } => {
+                write!(f, "relocked reason={}", reason.name())?;
+                match usage_session {
+                    Some(session) => write!(f, " session={session}"),
+                    None => Ok(()),
+                }
+            }
+            MachineEvent::EngineStarted { usage_session } => {
+                write!(f, "engine started")?;
+                match usage_session {
+                    Some(session) => write!(f, " session={session}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+pub type SharedRandom = Arc<dyn SecureRandom + Send + Sync>;
+
+/// The machine: verifier, relay, usage log and the store that keeps them across restarts.
+pub struct Machine {
+    name: String,
+    verifier: MachineVerifier,
+    store: Box<dyn StateStore>,
+    relay: Relay,
+    usage: UsageLog,
+    rng: SharedRandom,
+    /// The connection whose Hello is outstanding: only it may spend the challenge.
+    challenge_owner: Option<ConnectionId>,
+    next_connection: u64,
+}
+
+impl fmt::Debug for Machine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Machine")
+            .field("machine_id", &self.verifier.machine_id())
+            .field("name", &self.name)
+            .field("relay", &self.relay)
+            .field("store", &self.store)
+            .field("challenge_owner", &self.challenge_owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Machine {
+    /// A machine from its provisioning bundle, its key file and its state file (created on
+    /// first start). Refuses a key that is not the one the bundle was made for.
+    pub fn open(
+        provisioning: &MachineProvisioning,
+        key_file: &Path,
+        state_file: &Path,
+    ) -> Result<Self, MachineError> {
+        let pkcs8 = read_key_file(key_file)?;
+        Self::new(provisioning, pkcs8, Box::new(FileStore::new(state_file)))
+    }
+
+    /// A machine on any store, with the system's random number generator.
+    pub fn new(
+        provisioning: &MachineProvisioning,
+        machine_key_pkcs8: Zeroizing<Vec<u8>>,
+        store: Box<dyn StateStore>,
+    ) -> Result<Self, MachineError> {
+        Self::with_rng(
+            provisioning,
+            machine_key_pkcs8,
+            store,
+            Arc::new(SystemRandom::new()),
+        )
+    }
+
+    /// Loads the last state, checks the key against the bundle, applies the bundle's
+    /// revocation list, closes a usage session a restart interrupted, and saves.
+    pub fn with_rng(
+        provisioning: &MachineProvisioning,
+        machine_key_pkcs8: Zeroizing<Vec<u8>>,
+        mut store: Box<dyn StateStore>,
+        rng: SharedRandom,
+    ) -> Result<Self, MachineError> {
+        let bundle = Bundle::decode(provisioning)?;
+        let public_key =
+            public_key_of(&machine_key_pkcs8, &*rng).ok_or(MachineError::Setup(SetupError::BadMachineKey))?;
+        if public_key != bundle.machine_public_key {
+            return Err(MachineError::KeyMismatch);
+        }
+        let (state, sessions) = match store.load()? {
+            None => (MachineState::default(), Vec::new()),
+            Some(stored) => {
+                if stored.format != STATE_FORMAT {
+                    return Err(MachineError::UnsupportedStateFormat {
+                        found: stored.format,
+                        expected: STATE_FORMAT,
+                    });
+                }
+                if stored.machine_id != provisioning.machine_id {
+                    return Err(MachineError::StateOfAnotherMachine {
+                        found: stored.machine_id,
+                        expected: provisioning.machine_id.clone(),
+                    });
+                }
+                (stored.verifier, stored.usage)
+            }
+        };
+        let config = MachineConfig {
+            machine_id: provisioning.machine_id.clone(),
+            machine_key_pkcs8,
+            issuer_public_key: bundle.issuer_public_key,
+            challenge_lifetime_s: provisioning.challenge_lifetime_s,
+            relock_after_s: provisioning.relock_after_s,
+        };
+        let verifier = MachineVerifier::new(config, state, &*rng)?;
+        let mut machine = Self {
+            name: provisioning.name.clone(),
+            verifier,
+            store,
+            relay: Relay::default(),
+            usage: UsageLog::from_sessions(sessions),
+            rng,
+            challenge_owner: None,
+            next_connection: 0,
+        };
+        if let Some(list) = bundle.revocations {
+            machine
+                .verifier
+                .apply_revocations(&list)
+                .map_err(MachineError::BadBundleRevocations)?;
+        }
+        // The relay is off after a restart, so a session left open ended then, at an
+        // instant nobody recorded.
+        machine.usage.end(None, SessionEnd::Restart);
+        machine.save()?;
+        Ok(machine)
+    }
+
+    pub fn machine_id(&self) -> &str {
+        self.verifier.machine_id()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// SEC1 uncompressed, as registered with the backend.
+    pub fn public_key(&self) -> &[u8] {
+        self.verifier.public_key()
+    }
+
+    pub fn relay(&self) -> &Relay {
+        &self.relay
+    }
+
+    pub fn usage(&self) -> &UsageLog {
+        &self.usage
+    }
+
+    /// The verifier's persisted state (counters, clock floor, revocations, grant cache).
+    pub fn state(&self) -> &MachineState {
+        self.verifier.state()
+    }
+
+    /// The next instant [`Machine::tick`] has work to do, if any.
+    pub fn next_deadline(&self) -> Option<OffsetDateTime> {
+        self.relay.relock_at()
+    }
+
+    /// Advances the timers to `now`: auto-relock when the engine did not start in time.
+    /// The relay goes off even if saving the log then fails.
+    pub fn tick(&mut self, now: OffsetDateTime) -> Result<Vec<MachineEvent>, MachineError> {
+        if !self.relay.relock_due(now) {
+            return Ok(Vec::new());
+        }
+        Ok(vec![self.relock(now, RelockReason::Timeout)?])
+    }
+
+    /// The operator turns the key: possible only while the relay is on.
+    pub fn start_engine(&mut self) -> Result<Vec<MachineEvent>, MachineError> {
+        if self.relay.engine_running() {
+            return Ok(Vec::new());
+        }
+        if !self.relay.start_engine() {
+            return Err(MachineError::Immobilized);
+        }
+        Ok(vec![MachineEvent::EngineStarted {
+            usage_session: self.usage.open_session().map(|s| s.usage_session),
+        }])
+    }
+
+    /// The engine stops: the usage session ends and the relay locks.
+    pub fn stop_engine(&mut self, now: OffsetDateTime) -> Result<Vec<MachineEvent>, MachineError> {
+        if !self.relay.engine_running() {
+            return Ok(Vec::new());
+        }
+        Ok(vec![self.relock(now, RelockReason::EngineStopped)?])
+    }
+
+    /// A revocation list from the backend (when the machine is online). Phones carry
+    /// theirs inside requests.
+    pub fn apply_revocations(&mut self, list: &[u8]) -> Result<RevocationUpdate, MachineError> {
+        let update = self.verifier.apply_revocations(list)?;
+        if update.persist {
+            self.save()?;
+        }
+        Ok(update)
+    }
+
+    fn relock(&mut self, now: OffsetDateTime, reason: RelockReason) -> Result<MachineEvent, MachineError> {
+        self.relay.lock();
+        let end = match reason {
+            RelockReason::Timeout => SessionEnd::Timeout,
+            RelockReason::Command => SessionEnd::Command,
+            RelockReason::EngineStopped => SessionEnd::EngineStopped,
+        };
+        let usage_session = self.usage.end(Some(self.machine_time(now)), end);
+        self.save()?;
+        Ok(MachineEvent::Relocked {
+            reason,
+            usage_session,
+        })
+    }
+
+    // ----- the link's entry points (through `Connection`) -----
+
+    pub(crate) fn new_connection_id(&mut self) -> ConnectionId {
+        self.next_connection += 1;
+        ConnectionId(self.next_connection)
+    }
+
+    /// A fresh Hello for `connection`, persisted before it is returned: a crash after
+    /// sending can never lead to the same counter twice.
+    pub(crate) fn hello(
+        &mut self,
+        connection: ConnectionId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<u8>, MachineError> {
+        let hello = self.verifier.hello(rtc(now), &*self.rng)?;
+        self.challenge_owner = Some(connection);
+        if hello.persist {
+            self.save()?;
+        }
+        Ok(hello.message)
+    }
+
+    /// One reassembled message from `connection`: the reply to send and what happened.
+    pub(crate) fn receive(
+        &mut self,
+        connection: ConnectionId,
+        message: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<(Vec<u8>, Vec<MachineEvent>), MachineError> {
+        let asks_hello = matches!(message_type(message), Ok(MessageType::HelloRequest));
+        if !asks_hello && !self.owns_challenge(connection) {
+            // Another central's challenge cannot be what this request answers, and this
+            // central must not be able to spend it.
+            return Ok(refuse(ReasonCode::StaleChallenge));
+        }
+        let outcome = self.verifier.handle(message, rtc(now));
+        self.challenge_owner = None;
+        let events = match outcome.decision {
+            Decision::NeedsHello => return Ok((self.hello(connection, now)?, Vec::new())),
+            Decision::Unlocked {
+                key_id,
+                operator_id,
+                personal,
+                usage_session,
+                relock_after_s,
+            } => {
+                let started_at = self.machine_time(now);
+                let before = self.usage.clone();
+                self.usage.end(Some(started_at), SessionEnd::NextUnlock);
+                let operator_id = personal.then_some(operator_id);
+                self.usage.start(UsageSession {
+                    usage_session,
+                    key_id: key_id.clone(),
+                    operator_id: operator_id.clone(),
+                    machine_id: self.machine_id().to_owned(),
+                    started_at,
+                    ended_at: None,
+                    ended_by: None,
+                });
+                if let Err(e) = self.save() {
+                    self.usage = before;
+                    return Err(e);
+                }
+                self.relay.unlock(now, relock_after_s);
+                vec![MachineEvent::Unlocked {
+                    key_id,
+                    operator_id,
+                    usage_session,
+                    relock_after_s,
+                }]
+            }
+            Decision::Locked {
+                key_id,
+                usage_session,
+                ..
+            } => {
+                let before = self.usage.clone();
+                let ended = self.usage.end(Some(self.machine_time(now)), SessionEnd::Command);
+                if let Err(e) = self.save() {
+                    self.usage = before;
+                    return Err(e);
+                }
+                let mut events = vec![MachineEvent::Locked {
+                    key_id,
+                    usage_session,
+                }];
+                if self.relay.lock() {
+                    events.push(MachineEvent::Relocked {
+                        reason: RelockReason::Command,
+                        usage_session: ended,
+                    });
+                }
+                events
+            }
+            Decision::Denied(reason) => {
+                if outcome.persist {
+                    self.save()?;
+                }
+                vec![MachineEvent::Denied(reason)]
+            }
+        };
+        Ok((outcome.reply, events))
+    }
+
+    /// `connection` sent fragments that do not make a message.
+    pub(crate) fn frame_error(
+        &mut self,
+        connection: ConnectionId,
+        error: FrameError,
+    ) -> (Vec<u8>, Vec<MachineEvent>) {
+        if !self.owns_challenge(connection) {
+            return refuse(ReasonCode::Malformed);
+        }
+        self.challenge_owner = None;
+        let outcome = self.verifier.frame_error(error);
+        (outcome.reply, vec![MachineEvent::Denied(ReasonCode::Malformed)])
+    }
+
+    /// The challenge dies with the connection it was sent on, and only with that one.
+    pub(crate) fn disconnected(&mut self, connection: ConnectionId) {
+        if self.challenge_owner == Some(connection) {
+            self.challenge_owner = None;
+            self.verifier.disconnected();
+        }
+    }
+
+    /// True when `connection` may spend the outstanding challenge (or there is none, and
+    /// the verifier itself answers `StaleChallenge`).
+    fn owns_challenge(&self, connection: ConnectionId) -> bool {
+        !self.verifier.challenge_outstanding() || self.challenge_owner == Some(connection)
+    }
+
+    /// The machine's clock, `max(rtc, floor)`, for the usage log.
+    fn machine_time(&self, now: OffsetDateTime) -> OffsetDateTime {
+        let machine = self.verifier.now(rtc(now));
+        i64::try_from(machine)
+            .ok()
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+            .map_or(now, |t| t.max(now))
+    }
+
+    fn save(&mut self) -> Result<(), MachineError> {
+        let stored = StoredState {
+            format: STATE_FORMAT,
+            machine_id: self.machine_id().to_owned(),
+            verifier: self.verifier.state().clone(),
+            usage: self.usage.sessions().to_vec(),
+        };
+        self.store.save(&stored)
+    }
+}
+
+/// A plaintext Error that spends nothing and changes nothing.
+fn refuse(reason: ReasonCode) -> (Vec<u8>, Vec<MachineEvent>) {
+    (
+        ErrorMessage { code: reason }.encode(),
+        vec![MachineEvent::Denied(reason)],
+    )
+}
+
+/// The RTC reading in Unix seconds (a clock before 1970 reads 0; the floor corrects it).
+fn rtc(now: OffsetDateTime) -> u64 {
+    u64::try_from(now.unix_timestamp()).unwrap_or(0)
+}
