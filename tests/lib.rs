@@ -2,18 +2,22 @@
 //!
 //! The harness for end-to-end scenarios: a real backend ([`Backend`]) on loopback with its
 //! own SQLite file, admin calls over HTTP through the same client the CLI uses, and phones
-//! ([`Phone`]) running the real core over HTTP. Scenarios live in `tests/`; each reads as
-//! a story of the product.
+//! ([`Phone`]) running the real core over HTTP, and machines ([`MachineUnit`]): the real
+//! `opkey-machine` unit, registered with the backend and started from its provisioning
+//! bundle, serving the local socket transport on loopback. Scenarios live in `tests/`;
+//! each reads as a story of the product.
 
 pub mod faults;
 
-use opkey_core::{CoreConfig, MemorySecretStore, OpKey, RetryPolicy};
-use opkey_protocol::api::{CreateKey, CreateMachine, CreateOperator, OperatorView, SmsMessage};
+use opkey_core::{BleTransport, CoreConfig, MemorySecretStore, OpKey, RetryPolicy, SocketTransport};
+use opkey_machine::socket::{EventSink, ServeOptions};
+use opkey_machine::{MachineEvent, MemoryStore};
+use opkey_protocol::api::{CreateKey, CreateMachine, CreateOperator, EditMachine, OperatorView, SmsMessage};
 use opkey_protocol::{AccessType, Clock, Key, Keypad, Machine, SystemClock, TelematicsUnit};
 use opkey_server::admin_client::AdminClient;
 use opkey_server::{RunningServer, ServerConfig};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tempfile::TempDir;
 use time::{Duration, OffsetDateTime};
 use url::Url;
@@ -77,6 +81,38 @@ impl Backend {
             .expect("machine created")
     }
 
+    /// A machine whose unit made its key, registered it with `PATCH /machines/{id}`,
+    /// fetched its provisioning bundle and now serves the local socket on loopback.
+    pub async fn registered_machine(&self, name: &str) -> MachineUnit {
+        let record = self.machine(name).await;
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let key_file = dir.path().join("machine.key");
+        let public_key = opkey_machine::generate_key_file(&key_file, &ring::rand::SystemRandom::new())
+            .expect("machine key made");
+        self.admin
+            .edit_machine(
+                &record.id,
+                &EditMachine {
+                    ble_public_key: Some(public_key),
+                    ..EditMachine::default()
+                },
+            )
+            .await
+            .expect("machine key registered");
+        let bundle = self
+            .admin
+            .machine_provisioning(&record.id)
+            .await
+            .expect("provisioning bundle");
+        let unit = opkey_machine::Machine::new(
+            &bundle,
+            opkey_machine::read_key_file(&key_file).expect("key file"),
+            Box::new(MemoryStore::new()),
+        )
+        .expect("machine starts from its bundle");
+        MachineUnit::serve(record, unit, dir).await
+    }
+
     /// Creates an operator with an SMS invitation and returns them with the SMS.
     pub async fn invited_operator(&self, name: &str, phone: &str) -> (OperatorView, Invitation) {
         let op = self
@@ -128,6 +164,78 @@ impl Backend {
             })
             .await
             .expect("key created")
+    }
+}
+
+/// A machine's telematics unit, as `opkey-machine run` runs it: the real unit behind
+/// `opkey_machine::socket::serve` on a loopback listener. Stops when dropped.
+#[derive(Debug)]
+pub struct MachineUnit {
+    /// The machine as the backend knows it.
+    pub record: Machine,
+    pub address: String,
+    unit: Arc<Mutex<opkey_machine::Machine>>,
+    events: Arc<Mutex<Vec<MachineEvent>>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: TempDir,
+}
+
+impl MachineUnit {
+    async fn serve(record: Machine, unit: opkey_machine::Machine, dir: TempDir) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("loopback listener");
+        let address = listener.local_addr().expect("bound").to_string();
+        let unit = Arc::new(Mutex::new(unit));
+        let events: Arc<Mutex<Vec<MachineEvent>>> = Arc::default();
+        let sink: EventSink = {
+            let events = events.clone();
+            Arc::new(move |e: &MachineEvent| {
+                events
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(e.clone())
+            })
+        };
+        let task = tokio::spawn(opkey_machine::socket::serve(
+            listener,
+            unit.clone(),
+            ServeOptions::new(Arc::new(SystemClock)),
+            sink,
+        ));
+        Self {
+            record,
+            address,
+            unit,
+            events,
+            task,
+            _dir: dir,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.record.id
+    }
+
+    /// A phone's radio that reaches this machine (and nothing else).
+    pub fn radio(&self) -> Arc<dyn BleTransport> {
+        Arc::new(SocketTransport::new(vec![self.address.clone()]))
+    }
+
+    /// The unit itself: relay, engine, usage log, persisted state.
+    pub fn unit(&self) -> MutexGuard<'_, opkey_machine::Machine> {
+        self.unit.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every status event so far (what `opkey-machine run` prints).
+    pub fn events(&self) -> Vec<MachineEvent> {
+        self.events.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+impl Drop for MachineUnit {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -261,6 +369,10 @@ fn open_core(
         max_delay: std::time::Duration::from_millis(40),
     };
     config.request_timeout = std::time::Duration::from_secs(1);
+    // Machines are on loopback: one that does not answer at once is not there.
+    config.unlock.scan_timeout = std::time::Duration::from_secs(2);
+    config.unlock.connect_timeout = std::time::Duration::from_secs(2);
+    config.unlock.answer_timeout = std::time::Duration::from_secs(2);
     OpKey::open(config, secrets, None, clock).expect("core opens")
 }
 

@@ -1,6 +1,6 @@
-//! [`CancelHandle`]: how the app stops a long call (sync, redeem). Swift task
+//! [`CancelHandle`]: how the app stops a long call (sync, redeem, unlock). Swift task
 //! cancellation does not reach Rust, so the app creates a handle, passes it to the call
-//! and calls `cancel()` from anywhere; the call then throws `OpKeyError.Cancelled`
+//! and calls `cancel()` from anywhere; the call then throws `Cancelled`
 //! and the store is as it was.
 
 use opkey_core::CancelToken;

@@ -16,8 +16,10 @@
 //! | [`logging`] | the foreign [`Logger`], [`install_logger`] | forwards a secret |
 //! | `runtime` | the one tokio runtime every async export runs on | uses the caller's executor |
 //! | [`records`] | the records and enums the apps show | holds a secret |
+//! | [`transport`] | the foreign [`BleTransport`] (the platform's Bluetooth) and its adapter | knows what a fragment means |
+//! | [`unlock`] | [`UnlockReport`], [`UnlockError`], [`UsageEvent`] | decides an outcome |
 //!
-//! Foreign calls (secret store, signer, listener, logger) may arrive on any Rust
+//! Foreign calls (secret store, signer, transport, listener, logger) may arrive on any Rust
 //! thread. Every error a foreign implementation throws becomes a typed error; none is a
 //! panic.
 
@@ -29,6 +31,8 @@ pub mod logging;
 pub mod platform;
 pub mod records;
 mod runtime;
+pub mod transport;
+pub mod unlock;
 
 pub use cancel::CancelHandle;
 pub use config::OpKeyConfig;
@@ -40,11 +44,16 @@ pub use records::{
     AccessType, Enrollment, InviteForm, Key, KeyState, Keypad, Machine, Operator, Organization, ParsedInvite,
     Status, SyncProgress, SyncReport, TelematicsUnit,
 };
+pub use transport::{Advertisement, BleConnection, BleTransport, TransportError};
+pub use unlock::{
+    DenyReason, MachineCommand, UnlockError, UnlockOutcome, UnlockReport, UsageEvent, UsageEventKind,
+};
 
 use opkey_core::{CancelToken, CoreConfig};
 use platform::{ForeignSecretStore, ForeignSigner};
 use std::sync::Arc;
 use std::time::SystemTime;
+use transport::ForeignTransport;
 
 uniffi::setup_scaffolding!();
 
@@ -150,11 +159,72 @@ impl OpKey {
         self.core.now().into()
     }
 
+    /// Unlocks `machine_id` over `transport` with the Digital Key that opens it: checks on
+    /// the phone first (no radio traffic when a key, credential or machine key is missing),
+    /// then one exchange with the machine; the connection is always closed. A machine's
+    /// refusal is `UnlockOutcome.Denied`; no answer is an [`UnlockError`]. Every attempt
+    /// leaves a usage event ([`OpKey::usage_events`]) that the next sync uploads.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn unlock(
+        &self,
+        machine_id: String,
+        transport: Arc<dyn BleTransport>,
+        cancel: Option<Arc<CancelHandle>>,
+    ) -> Result<UnlockReport, UnlockError> {
+        self.exchange(MachineCommand::Unlock, machine_id, transport, cancel)
+            .await
+    }
+
+    /// [`OpKey::unlock`] with the lock command: the machine's relay goes off.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn lock(
+        &self,
+        machine_id: String,
+        transport: Arc<dyn BleTransport>,
+        cancel: Option<Arc<CancelHandle>>,
+    ) -> Result<UnlockReport, UnlockError> {
+        self.exchange(MachineCommand::Lock, machine_id, transport, cancel)
+            .await
+    }
+
+    /// The usage events on the phone, oldest first: those waiting for upload and those
+    /// uploaded in the last 30 days.
+    pub fn usage_events(&self) -> Result<Vec<UsageEvent>, OpKeyError> {
+        Ok(self
+            .core
+            .usage_events()?
+            .into_iter()
+            .map(UsageEvent::from)
+            .collect())
+    }
+
     /// Calls `listener` on every change until the returned subscription is cancelled
     /// (dropping it does not cancel it) or this `OpKey` is gone.
     pub fn subscribe(&self, listener: Arc<dyn ChangeListener>) -> Arc<ChangeSubscription> {
         let subscription = self.core.subscribe(Arc::new(events::ForeignListener(listener)));
         Arc::new(subscription.into())
+    }
+}
+
+impl OpKey {
+    async fn exchange(
+        &self,
+        command: MachineCommand,
+        machine_id: String,
+        transport: Arc<dyn BleTransport>,
+        cancel: Option<Arc<CancelHandle>>,
+    ) -> Result<UnlockReport, UnlockError> {
+        let core = self.core.clone();
+        let token = token(cancel);
+        let transport: Arc<dyn opkey_core::BleTransport> = Arc::new(ForeignTransport(transport));
+        runtime::run(token.clone(), async move {
+            let report = match command {
+                MachineCommand::Unlock => core.unlock(&machine_id, transport, &token).await,
+                MachineCommand::Lock => core.lock(&machine_id, transport, &token).await,
+            };
+            report.map(UnlockReport::from)
+        })
+        .await
     }
 }
 

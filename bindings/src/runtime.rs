@@ -12,7 +12,18 @@ use std::future::Future;
 use std::sync::OnceLock;
 use tokio::runtime::{Builder, Runtime};
 
-fn runtime() -> Result<&'static Runtime, OpKeyError> {
+/// An error an async export throws; the runtime reports its own failures through it.
+pub(crate) trait Internal {
+    fn internal(reason: String) -> Self;
+}
+
+impl Internal for OpKeyError {
+    fn internal(reason: String) -> Self {
+        OpKeyError::Internal { reason }
+    }
+}
+
+fn runtime() -> Result<&'static Runtime, String> {
     static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
@@ -24,33 +35,30 @@ fn runtime() -> Result<&'static Runtime, OpKeyError> {
                 .map_err(|e| e.to_string())
         })
         .as_ref()
-        .map_err(|reason| OpKeyError::Internal {
-            reason: format!("the async runtime could not start: {reason}"),
-        })
+        .map_err(|reason| format!("the async runtime could not start: {reason}"))
 }
 
 /// Runs `work` on the runtime and waits for it from whichever executor polls this.
-pub(crate) async fn run<T, E>(
+pub(crate) async fn run<T, E, F>(
     cancel: CancelToken,
     work: impl Future<Output = Result<T, E>> + Send + 'static,
-) -> Result<T, OpKeyError>
+) -> Result<T, F>
 where
     T: Send + 'static,
-    E: Into<OpKeyError> + Send + 'static,
+    E: Into<F> + Send + 'static,
+    F: Internal,
 {
-    let handle = runtime()?.spawn(work);
+    let handle = runtime().map_err(F::internal)?.spawn(work);
     let on_drop = CancelOnDrop(Some(cancel));
     let outcome = handle.await;
     on_drop.disarm();
     match outcome {
         Ok(result) => result.map_err(Into::into),
-        Err(e) => Err(OpKeyError::Internal {
-            reason: if e.is_panic() {
-                format!("the operation panicked: {}", panic_message(e.into_panic()))
-            } else {
-                "the operation was stopped".to_owned()
-            },
-        }),
+        Err(e) => Err(F::internal(if e.is_panic() {
+            format!("the operation panicked: {}", panic_message(e.into_panic()))
+        } else {
+            "the operation was stopped".to_owned()
+        })),
     }
 }
 
@@ -105,7 +113,11 @@ mod tests {
             }
         };
         let waited = block_on(async {
-            tokio::time::timeout(Duration::from_millis(50), run(token.clone(), work)).await
+            tokio::time::timeout(
+                Duration::from_millis(50),
+                run::<_, _, OpKeyError>(token.clone(), work),
+            )
+            .await
         });
         assert!(
             waited.is_err(),
@@ -117,11 +129,11 @@ mod tests {
     #[test]
     fn finished_work_leaves_its_token_alone_and_a_panic_is_an_internal_error() {
         let token = CancelToken::new();
-        let answer = block_on(run(token.clone(), async { Ok::<_, OpKeyError>(7) }));
+        let answer: Result<_, OpKeyError> = block_on(run(token.clone(), async { Ok::<_, OpKeyError>(7) }));
         assert_eq!(answer, Ok(7));
         assert!(!token.is_cancelled());
 
-        let panicked = block_on(run(CancelToken::new(), async {
+        let panicked: Result<(), OpKeyError> = block_on(run(CancelToken::new(), async {
             if true {
                 panic!("broken invariant");
             }

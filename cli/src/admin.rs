@@ -5,7 +5,8 @@ use crate::error::CliError;
 use crate::output::{print_json, table, when};
 use clap::{Args, Subcommand};
 use opkey_protocol::api::{
-    AdminRole, CreateAdminUser, CreateKey, CreateMachine, CreateOperator, EditKey, EditOperator,
+    AdminRole, CreateAdminUser, CreateKey, CreateMachine, CreateOperator, EditKey, EditMachine, EditOperator,
+    UsageEventKind,
 };
 use opkey_protocol::{AccessType, Keypad, TelematicsUnit};
 use opkey_server::admin_client::{AdminClient, ImportFormat};
@@ -51,6 +52,9 @@ enum AdminCommand {
     /// The dev SMS gateway's outbox.
     #[command(subcommand)]
     Sms(SmsCommand),
+    /// Usage events the operators' phones uploaded: unlocks, locks, refusals.
+    #[command(subcommand)]
+    Events(EventsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,8 +150,38 @@ enum MachineCommand {
         ble_public_key: Option<String>,
     },
     List,
+    /// Renames a machine or registers (replaces) its BLE public key.
+    Edit {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        serial: Option<String>,
+        /// The machine's P-256 public key (SEC1 uncompressed, base64url), as
+        /// `opkey-machine keygen` prints it.
+        #[arg(long = "ble-public-key")]
+        ble_public_key: Option<String>,
+    },
+    /// Writes the machine's provisioning bundle, for `opkey-machine run --provision FILE`.
+    Provisioning {
+        id: String,
+        /// Where to write the bundle (JSON); standard output when left out.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     Delete {
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Oldest first.
+    List {
+        #[arg(long, value_name = "MACHINE_ID")]
+        machine: Option<String>,
+        #[arg(long, value_name = "OPERATOR_ID")]
+        operator: Option<String>,
     },
 }
 
@@ -235,6 +269,33 @@ pub async fn run(args: AdminArgs, json: bool) -> Result<(), CliError> {
         AdminCommand::Operator(cmd) => operator(&client, cmd, json).await?,
         AdminCommand::Machine(cmd) => machine(&client, cmd, json).await?,
         AdminCommand::Key(cmd) => key(&client, cmd, json).await?,
+        AdminCommand::Events(EventsCommand::List { machine, operator }) => {
+            let events = client.events(machine.as_deref(), operator.as_deref()).await?;
+            if json {
+                print_json(&events);
+            } else if events.is_empty() {
+                println!("No usage events yet: phones upload them when they sync.");
+            } else {
+                let mut rows = vec![
+                    ["AT", "KIND", "OUTCOME", "MACHINE", "KEY", "OPERATOR", "SESSION"]
+                        .map(str::to_owned)
+                        .to_vec(),
+                ];
+                for v in events {
+                    let e = v.event;
+                    rows.push(vec![
+                        when(e.at),
+                        event_kind(e.kind).to_owned(),
+                        e.outcome,
+                        e.machine_id,
+                        e.key_id.unwrap_or_default(),
+                        v.operator_id,
+                        e.usage_session.map(|s| s.to_string()).unwrap_or_default(),
+                    ]);
+                }
+                table(&rows);
+            }
+        }
         AdminCommand::Sms(SmsCommand::List) => {
             let messages = client.sms_outbox().await?;
             if json {
@@ -481,6 +542,56 @@ async fn machine(client: &AdminClient, cmd: MachineCommand, json: bool) -> Resul
                 table(&rows);
             }
         }
+        MachineCommand::Edit {
+            id,
+            name,
+            serial,
+            ble_public_key,
+        } => {
+            if name.is_none() && serial.is_none() && ble_public_key.is_none() {
+                return Err(CliError::usage(
+                    "nothing to change",
+                    Some("pass --ble-public-key KEY, --name TEXT and/or --serial TEXT".to_owned()),
+                ));
+            }
+            let m = client
+                .edit_machine(
+                    &id,
+                    &EditMachine {
+                        name,
+                        serial,
+                        ble_public_key,
+                    },
+                )
+                .await?;
+            if json {
+                print_json(&m);
+            } else {
+                println!("Updated machine {} ({})", m.name, m.id);
+            }
+        }
+        MachineCommand::Provisioning { id, output } => {
+            let bundle = client.machine_provisioning(&id).await?;
+            let text = serde_json::to_string_pretty(&bundle).expect("a bundle always serialises");
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, format!("{text}\n"))
+                        .map_err(|e| CliError::Io(format!("cannot write {}: {e}", path.display())))?;
+                    if json {
+                        print_json(&bundle);
+                    } else {
+                        println!(
+                            "Wrote the provisioning bundle of {} to {}: start the unit with \
+                             `opkey-machine run --provision {} --key KEY_FILE --state STATE_FILE --listen 127.0.0.1:7001`",
+                            bundle.name,
+                            path.display(),
+                            path.display()
+                        );
+                    }
+                }
+                None => println!("{text}"),
+            }
+        }
         MachineCommand::Delete { id } => {
             client.delete_machine(&id).await?;
             if !json {
@@ -587,6 +698,14 @@ async fn key(client: &AdminClient, cmd: KeyCommand, json: bool) -> Result<(), Cl
         }
     }
     Ok(())
+}
+
+fn event_kind(kind: UsageEventKind) -> &'static str {
+    match kind {
+        UsageEventKind::UnlockAttempt => "unlock",
+        UsageEventKind::LockAttempt => "lock",
+        UsageEventKind::UsageSession => "session",
+    }
 }
 
 fn parse_time(s: &str) -> Result<OffsetDateTime, String> {

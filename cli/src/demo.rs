@@ -1,16 +1,26 @@
 //! `opkey demo`: the whole story in one process on embedded defaults — a backend on
 //! loopback with a temporary SQLite file and the dev SMS outbox, an admin, and a phone
-//! (the real core) — told as a short, readable story. Everything it shows goes through
+//! (the real core) — told as a short, readable story. The three machines are simulated
+//! telematics units (`opkey-machine`, in memory) that the phones reach over the core's
+//! in-memory radio: unlocks, a usage session, a revocation that an offline machine learns
+//! from another operator's phone. Everything it shows goes through
 //! the same admin client and phone core as the rest of the CLI.
 
 use crate::error::CliError;
 use crate::output::when;
 use crate::phone::print_keys;
-use opkey_core::{CoreConfig, FileSecretStore, KeyView, OpKey};
+use crate::simulated::SimulatedUnit;
+use crate::unlock::exchange_summary;
+use opkey_core::{
+    CancelToken, CoreConfig, FileSecretStore, InMemoryTransport, KeyView, LinkConditions, OpKey,
+    UnlockOutcome, UnlockReport,
+};
+use opkey_machine::{Machine, MemoryStore, SessionEnd};
 use opkey_protocol::api::{AdminRole, CreateAdminUser, CreateKey, CreateMachine, CreateOperator, EditKey};
 use opkey_protocol::{AccessType, Clock, Keypad, SystemClock, TelematicsUnit};
 use opkey_server::admin_client::AdminClient;
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use time::Duration;
 
@@ -36,7 +46,7 @@ pub async fn run() -> Result<(), CliError> {
     let clock = SystemClock;
     let now = clock.now().replace_nanosecond(0).unwrap_or(clock.now());
     let mut story = Story { step: 0 };
-    println!("OpKey demo: from an admin's first click to keys on a phone with no signal\n");
+    println!("OpKey demo: from an admin's first click to unlocking machines with no signal\n");
 
     let admin_token = random_token()?;
     let config = opkey_server::ServerConfig::new(workdir.path().join("backend.db"), admin_token.clone());
@@ -68,8 +78,11 @@ pub async fn run() -> Result<(), CliError> {
         ),
     );
 
+    let units_dir = workdir.path().join("units");
+    std::fs::create_dir_all(&units_dir)?;
     let excavator = machine(
         &admin,
+        &units_dir,
         "Excavator EX-210",
         "EX210-0042",
         TelematicsUnit::Tu700,
@@ -78,6 +91,7 @@ pub async fn run() -> Result<(), CliError> {
     .await?;
     let telehandler = machine(
         &admin,
+        &units_dir,
         "Telehandler TH-14",
         "TH14-1187",
         TelematicsUnit::Tu600,
@@ -86,17 +100,27 @@ pub async fn run() -> Result<(), CliError> {
     .await?;
     let lift = machine(
         &admin,
+        &units_dir,
         "Scissor lift SL-8",
         "SL8-0311",
         TelematicsUnit::Tu600,
         Keypad::DualId,
     )
     .await?;
-    story.say("Admin", "registered three machines:");
+    story.say(
+        "Admin",
+        "registered three machines with their telematics units' public keys:",
+    );
     story.detail(format!(
         "{} (TU700, K300 keypad), {} (TU600, DualID), {} (TU600, DualID)",
-        excavator.name, telehandler.name, lift.name
+        excavator.record.name, telehandler.record.name, lift.record.name
     ));
+    story.detail(
+        "each unit made its P-256 key and was started from its provisioning bundle (simulated units,\n\
+         reached over an in-memory radio: 30 ms connection interval, ATT MTU 185)",
+    );
+    let (excavator_unit, telehandler_unit) = (excavator.unit.clone(), telehandler.unit.clone());
+    let (excavator, telehandler, lift) = (excavator.record, telehandler.record, lift.record);
 
     let operator = admin
         .create_operator(&CreateOperator {
@@ -161,10 +185,20 @@ pub async fn run() -> Result<(), CliError> {
     admin
         .create_key(&key(
             AccessType::DigitalKey,
-            &telehandler.id,
+            &lift.id,
             day * 2,
             day * 9,
             "Next week's job",
+            None,
+        ))
+        .await?;
+    let tele_dig = admin
+        .create_key(&key(
+            AccessType::DigitalKey,
+            &telehandler.id,
+            -Duration::hours(1),
+            day * 5,
+            "Telehandler, this week",
             None,
         ))
         .await?;
@@ -180,7 +214,7 @@ pub async fn run() -> Result<(), CliError> {
         .await?;
     story.say(
         "Admin",
-        "gave Ola five keys: Digital Key, Rolling PIN, Key Card, an upcoming and an ended one",
+        "gave Ola six keys: two Digital Keys, Rolling PIN, Key Card, an upcoming and an ended one",
     );
 
     let sms = admin.sms_outbox().await?;
@@ -234,6 +268,25 @@ pub async fn run() -> Result<(), CliError> {
     let before = phone.keys()?;
     print_indented(&before);
 
+    let ola_radio = radio(&clock, &[&excavator_unit, &telehandler_unit]);
+    at_the_excavator(&mut story, &phone, &ola_radio, &excavator, &excavator_unit).await?;
+    let kari = revocation_reaches_the_machine(
+        &mut story,
+        RevocationScene {
+            admin: &admin,
+            ola: &phone,
+            ola_radio: &ola_radio,
+            telehandler: &telehandler,
+            unit: &telehandler_unit,
+            revoked_key: &tele_dig.id,
+            dir: workdir.path(),
+            clock: &clock,
+            now,
+        },
+    )
+    .await?;
+
+    let before = phone.keys()?;
     let ends = now + day * 7;
     admin
         .edit_key(
@@ -265,6 +318,25 @@ pub async fn run() -> Result<(), CliError> {
     story.detail(describe_changes(&before, &after));
     print_indented(&after);
 
+    kari.sync().await?;
+    let events = admin.events(None, None).await?;
+    let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &events {
+        *outcomes.entry(e.event.outcome.as_str()).or_default() += 1;
+    }
+    story.say(
+        "Admin",
+        format!(
+            "sees {} usage events the phones uploaded when they synced: {}",
+            events.len(),
+            outcomes
+                .iter()
+                .map(|(outcome, n)| format!("{n} {outcome}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+
     server.shutdown().await;
     story.say("Backend", "stopped: from here on there is no network at all");
 
@@ -282,26 +354,313 @@ pub async fn run() -> Result<(), CliError> {
     if let Err(e) = phone.sync().await {
         story.say("Phone", format!("a sync attempt fails politely: {e}"));
     }
+    let report = phone
+        .unlock(&excavator.id, ola_radio.clone(), &CancelToken::new())
+        .await?;
+    story.say(
+        "Phone",
+        format!(
+            "unlocks {} with no network on either side: {}",
+            excavator.name,
+            outcome_line(&report)
+        ),
+    );
+    story.detail(format!(
+        "{}: the edit renewed the grant; the phone carried the excavator's new\n\
+         revocation list (the machine now holds list #{}), so the grant of before the edit is refused",
+        exchange_summary(&report),
+        excavator_unit.machine().state().revocation_sequence
+    ));
+    let report = phone
+        .lock(&excavator.id, ola_radio.clone(), &CancelToken::new())
+        .await?;
+    story.say("Phone", format!("locks it: {}", outcome_line(&report)));
     println!("\nDone. The temporary backend and phone files are removed on exit.");
     Ok(())
 }
 
+/// A machine as the backend knows it, and its simulated unit.
+struct RegisteredMachine {
+    record: opkey_protocol::Machine,
+    unit: SimulatedUnit,
+}
+
+/// The unit makes its key (as `opkey-machine keygen` does), the admin registers the
+/// machine with the public key, and the unit starts from its provisioning bundle.
 async fn machine(
     admin: &AdminClient,
+    dir: &Path,
     name: &str,
     serial: &str,
     unit: TelematicsUnit,
     keypad: Keypad,
-) -> Result<opkey_protocol::Machine, CliError> {
-    Ok(admin
+) -> Result<RegisteredMachine, CliError> {
+    let key_file = dir.join(format!("{serial}.key"));
+    let public_key = opkey_machine::generate_key_file(&key_file, &ring::rand::SystemRandom::new())
+        .map_err(machine_failed)?;
+    let record = admin
         .create_machine(&CreateMachine {
             name: name.into(),
             serial: serial.into(),
             unit_type: Some(unit),
             keypad: Some(keypad),
-            ble_public_key: None,
+            ble_public_key: Some(public_key),
         })
-        .await?)
+        .await?;
+    let bundle = admin.machine_provisioning(&record.id).await?;
+    let unit = Machine::new(
+        &bundle,
+        opkey_machine::read_key_file(&key_file).map_err(machine_failed)?,
+        Box::new(MemoryStore::new()),
+    )
+    .map_err(machine_failed)?;
+    Ok(RegisteredMachine {
+        record,
+        unit: SimulatedUnit::new(unit),
+    })
+}
+
+fn machine_failed(e: opkey_machine::MachineError) -> CliError {
+    CliError::Io(format!("the simulated machine did not start: {e}"))
+}
+
+/// A phone's radio with `units` in range.
+fn radio(clock: &SystemClock, units: &[&SimulatedUnit]) -> Arc<InMemoryTransport> {
+    let radio = InMemoryTransport::new(Arc::new(*clock));
+    radio.set_conditions(LinkConditions {
+        att_mtu: 185,
+        latency: std::time::Duration::from_millis(30),
+        ..LinkConditions::default()
+    });
+    for unit in units {
+        radio.add_peripheral(unit.peripheral());
+    }
+    Arc::new(radio)
+}
+
+/// Cold unlock, a usage session, warm unlock, lock.
+async fn at_the_excavator(
+    story: &mut Story,
+    phone: &OpKey,
+    radio: &Arc<InMemoryTransport>,
+    excavator: &opkey_protocol::Machine,
+    unit: &SimulatedUnit,
+) -> Result<(), CliError> {
+    let cancel = CancelToken::new();
+    let cold = phone.unlock(&excavator.id, radio.clone(), &cancel).await?;
+    story.say(
+        "Phone",
+        format!("Ola taps Unlock at {}: {}", excavator.name, outcome_line(&cold)),
+    );
+    story.detail(format!(
+        "{} — the machine proved itself first, then one request, one answer",
+        exchange_summary(&cold)
+    ));
+    let session = {
+        let mut machine = unit.machine();
+        machine.start_engine().map_err(machine_failed)?;
+        machine.stop_engine(SystemClock.now()).map_err(machine_failed)?;
+        machine.usage().sessions().last().cloned()
+    };
+    if let Some(s) = session {
+        story.say(
+            "Machine",
+            format!(
+                "Ola started the engine and stopped it: usage session {} from {} to {} ({}), relay off",
+                s.usage_session,
+                clock_time(s.started_at),
+                s.ended_at.map(clock_time).unwrap_or_else(|| "?".into()),
+                match s.ended_by {
+                    Some(SessionEnd::EngineStopped) => "engine stopped",
+                    Some(SessionEnd::Command) => "lock command",
+                    Some(SessionEnd::Timeout) => "auto-relock",
+                    Some(SessionEnd::NextUnlock) => "next unlock",
+                    Some(SessionEnd::Restart) => "restart",
+                    None => "open",
+                },
+            ),
+        );
+    }
+    let warm = phone.unlock(&excavator.id, radio.clone(), &cancel).await?;
+    story.say("Phone", format!("unlocks again: {}", outcome_line(&warm)));
+    story.detail(format!(
+        "{} (the machine kept her verified grant) vs {} B cold",
+        exchange_summary(&warm),
+        cold.bytes_sent
+    ));
+    let locked = phone.lock(&excavator.id, radio.clone(), &cancel).await?;
+    story.say("Phone", format!("Ola locks it: {}", outcome_line(&locked)));
+    Ok(())
+}
+
+struct RevocationScene<'a> {
+    admin: &'a AdminClient,
+    ola: &'a OpKey,
+    ola_radio: &'a Arc<InMemoryTransport>,
+    telehandler: &'a opkey_protocol::Machine,
+    unit: &'a SimulatedUnit,
+    revoked_key: &'a str,
+    dir: &'a Path,
+    clock: &'a SystemClock,
+    now: time::OffsetDateTime,
+}
+
+/// A second operator's phone carries the new revocation list to the offline machine,
+/// which then refuses Ola's stale phone; once Ola's phone syncs, it refuses by itself.
+/// Returns the second phone.
+async fn revocation_reaches_the_machine(
+    story: &mut Story,
+    scene: RevocationScene<'_>,
+) -> Result<OpKey, CliError> {
+    let RevocationScene {
+        admin,
+        ola,
+        ola_radio,
+        telehandler,
+        unit,
+        revoked_key,
+        dir,
+        clock,
+        now,
+    } = scene;
+    let kari = admin
+        .create_operator(&CreateOperator {
+            name: "Kari Lunde".into(),
+            phone: "+47 412 34 999".into(),
+            access_type: Some(AccessType::DigitalKey),
+            send_invite: true,
+        })
+        .await?;
+    admin
+        .create_key(&CreateKey {
+            operator_id: Some(kari.operator.id.clone()),
+            machine_ids: vec![telehandler.id.clone()],
+            access_type: AccessType::DigitalKey,
+            valid_from: now - Duration::hours(1),
+            valid_to: now + Duration::days(30),
+            description: "Telehandler, day shift".into(),
+            card_id: None,
+        })
+        .await?;
+    let sms = admin.sms_outbox().await?;
+    let link = sms
+        .iter()
+        .rev()
+        .find(|m| m.recipient == kari.operator.phone)
+        .and_then(|m| invite_link(&m.body))
+        .ok_or_else(|| CliError::Io("no invitation SMS for the second operator".into()))?;
+    let kari_dir = dir.join("phone-2");
+    let mut config = CoreConfig::new(&kari_dir);
+    config.allow_loopback_invites = true;
+    config.device_name = "Kari's phone (demo)".into();
+    let kari_phone = OpKey::open(
+        config,
+        Arc::new(FileSecretStore::new(kari_dir.join("secrets"))),
+        None,
+        Arc::new(*clock),
+    )?;
+    kari_phone.redeem_invite(&link).await?;
+    kari_phone.sync().await?;
+    story.say(
+        "Admin",
+        format!(
+            "gave operator {} a Digital Key for {}; her phone (phone 2) enrolled and synced",
+            kari.operator.name, telehandler.name
+        ),
+    );
+
+    admin.revoke_key(revoked_key).await?;
+    story.say(
+        "Admin",
+        format!(
+            "revoked Ola's Digital Key for {}: the backend signed a new revocation list for it",
+            telehandler.name
+        ),
+    );
+    story.detail(format!(
+        "{} is offline: it learns the list from the next phone that talks to it",
+        telehandler.name
+    ));
+
+    kari_phone.sync().await?;
+    let kari_radio = radio(clock, &[unit]);
+    let cancel = CancelToken::new();
+    let report = kari_phone
+        .unlock(&telehandler.id, kari_radio.clone(), &cancel)
+        .await?;
+    let held = unit.machine().state().revocation_sequence;
+    story.say(
+        "Phone 2",
+        format!(
+            "synced, then unlocks {}: {}",
+            telehandler.name,
+            outcome_line(&report)
+        ),
+    );
+    story.detail(format!(
+        "{}; the revocation list rode along: the machine now holds list #{held}",
+        exchange_summary(&report)
+    ));
+    kari_phone
+        .lock(&telehandler.id, kari_radio.clone(), &cancel)
+        .await?;
+
+    let report = ola.unlock(&telehandler.id, ola_radio.clone(), &cancel).await?;
+    story.say(
+        "Phone",
+        format!(
+            "Ola's phone has not synced since; she taps Unlock at {}: {}",
+            telehandler.name,
+            outcome_line(&report)
+        ),
+    );
+    story.detail(format!(
+        "the machine, offline, refused her still-unexpired grant; relay {}",
+        if unit.machine().relay().is_on() {
+            "ON"
+        } else {
+            "stays off"
+        }
+    ));
+
+    ola.sync().await?;
+    match ola.unlock(&telehandler.id, ola_radio.clone(), &cancel).await {
+        Err(e) if e.is_before_radio() => story.say(
+            "Phone",
+            format!("synced; now the phone itself refuses, before any radio: \"{e}\""),
+        ),
+        Err(e) => story.say("Phone", format!("synced; the unlock fails: {e}")),
+        Ok(report) => story.say(
+            "Phone",
+            format!("synced; unexpectedly: {}", outcome_line(&report)),
+        ),
+    }
+    Ok(kari_phone)
+}
+
+/// `unlocked (start the engine within 120 s)`, `locked`, `refused: revoked`.
+fn outcome_line(report: &UnlockReport) -> String {
+    match report.outcome {
+        UnlockOutcome::Unlocked { relock_after_s, .. } => {
+            format!("unlocked (start the engine within {relock_after_s} s)")
+        }
+        UnlockOutcome::Locked { .. } => "locked".into(),
+        UnlockOutcome::Denied { reason } => format!("REFUSED by the machine: {}", reason.as_str()),
+    }
+}
+
+fn clock_time(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(time::macros::format_description!(
+            "[hour]:[minute]:[second].[subsecond digits:3]"
+        ))
+        .unwrap_or_default()
+}
+
+fn invite_link(body: &str) -> Option<String> {
+    body.split_whitespace()
+        .find(|w| w.contains("/i/"))
+        .map(|w| w.trim_end_matches(['.', ',']).to_owned())
 }
 
 fn print_indented(keys: &[KeyView]) {

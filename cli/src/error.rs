@@ -1,6 +1,7 @@
 //! How the CLI fails: one error type, printed to stderr as what happened and what to do,
 //! with an exit status a script can tell apart.
 
+use opkey_core::{DenyReason, UnlockError};
 use opkey_server::admin_client::AdminError;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +15,12 @@ pub enum CliError {
     Core(#[from] opkey_core::Error),
     #[error(transparent)]
     Invite(#[from] opkey_core::InviteError),
+    /// An unlock or lock that got no answer from the machine, or was stopped on the phone.
+    #[error(transparent)]
+    Unlock(#[from] UnlockError),
+    /// The machine answered and refused; its relay did not move.
+    #[error("{machine} refused: {}", describe_refusal(*reason))]
+    Refused { machine: String, reason: DenyReason },
     #[error("{0}")]
     Io(String),
 }
@@ -26,12 +33,16 @@ impl CliError {
         }
     }
 
-    /// 2: the command was wrong; 3: the network or server; 1: anything else.
+    /// 2: the command was wrong; 3: the network or server; 4: the machine could not be
+    /// reached (range, Bluetooth, a dropped link); 5: the machine refused; 1: anything
+    /// else, including what the phone refuses before any radio traffic.
     pub fn exit_status(&self) -> u8 {
         match self {
             CliError::Usage { .. } | CliError::Invite(_) => 2,
             CliError::Admin(AdminError::Unreachable { .. }) => 3,
             CliError::Core(opkey_core::Error::Network { .. } | opkey_core::Error::Timeout) => 3,
+            CliError::Unlock(e) if reaching_the_machine(e) => 4,
+            CliError::Refused { .. } => 5,
             _ => 1,
         }
     }
@@ -60,9 +71,79 @@ impl CliError {
             CliError::Core(opkey_core::Error::ServerUnknown) => {
                 Some("pass the backend with --server URL, e.g. `opkey invite CODE --server https://keys.example.com`".into())
             }
+            CliError::Unlock(e) => unlock_hint(e),
+            CliError::Refused { reason, .. } => refusal_hint(*reason),
             _ => None,
         }
     }
+}
+
+/// The radio (or the socket standing in for it) failed: trying again may work.
+fn reaching_the_machine(e: &UnlockError) -> bool {
+    matches!(
+        e,
+        UnlockError::NotInRange { .. }
+            | UnlockError::BluetoothOff
+            | UnlockError::PermissionMissing
+            | UnlockError::TimedOut
+            | UnlockError::Disconnected
+            | UnlockError::Bluetooth { .. }
+            | UnlockError::WrongMachine { .. }
+            | UnlockError::BadAnswer { .. }
+    )
+}
+
+fn unlock_hint(e: &UnlockError) -> Option<String> {
+    let hint = match e {
+        UnlockError::NotEnrolled => "open your SMS invite with `opkey invite LINK_OR_CODE`",
+        UnlockError::NotInScope { .. } => {
+            "run `opkey sync`, then `opkey keys` to see the machines your keys open"
+        }
+        UnlockError::NotADigitalKey { .. } => {
+            "`opkey keys` shows your access; PINs and cards are used at the machine"
+        }
+        UnlockError::GrantExpired { .. } => "run `opkey sync` to renew",
+        UnlockError::MachineKeyUnknown { .. } => {
+            "run `opkey sync`; if that does not help, the admin must register the machine's key \
+             (`opkey admin machine edit ID --ble-public-key KEY`)"
+        }
+        UnlockError::NotInRange { .. } => {
+            "is the machine on and within a few metres? With --via: is `opkey-machine run` listening at that address?"
+        }
+        UnlockError::BluetoothOff => "turn Bluetooth on, or reach a local machine with --via ADDR",
+        UnlockError::PermissionMissing => "allow this program to use Bluetooth",
+        UnlockError::TimedOut | UnlockError::Disconnected => "stay close to the machine and try again",
+        _ => return None,
+    };
+    Some(hint.to_owned())
+}
+
+fn describe_refusal(reason: DenyReason) -> &'static str {
+    match reason {
+        DenyReason::Revoked => "your key was revoked or changed since this phone last synced",
+        DenyReason::Expired => "your credential has expired by the machine's clock",
+        DenyReason::NotYetValid => "your credential is not valid yet by the machine's clock",
+        DenyReason::WrongMachine => "your credential does not name this machine",
+        DenyReason::StaleChallenge => "the challenge expired before the request arrived",
+        DenyReason::UnknownGrant => "it does not hold your credential, even after it was sent in full",
+        DenyReason::BadSignature | DenyReason::BadGrantSignature => "a signature did not verify",
+        DenyReason::BadRevocationList => "the revocation list this phone carried did not verify",
+        DenyReason::Malformed | DenyReason::BadCiphertext | DenyReason::Unsupported => {
+            "it could not read the request"
+        }
+    }
+}
+
+fn refusal_hint(reason: DenyReason) -> Option<String> {
+    let hint = match reason {
+        DenyReason::Revoked => "run `opkey sync`; if the key is gone or revoked, ask your fleet admin",
+        DenyReason::Expired => "run `opkey sync` to renew",
+        DenyReason::NotYetValid => "wait until the key starts, or check the machine's clock",
+        DenyReason::StaleChallenge | DenyReason::Malformed | DenyReason::BadCiphertext => "try again",
+        DenyReason::Unsupported => "update this app or the machine's firmware",
+        _ => "run `opkey sync` and try again; if it persists, report it to your fleet admin",
+    };
+    Some(hint.to_owned())
 }
 
 impl From<std::io::Error> for CliError {

@@ -1,6 +1,6 @@
 //! The CLI's installation folder (`--home`): the core's store, the file-backed secret
-//! store, and `settings.json` (invite hosts to trust, the backend to use). Settings hold
-//! no secrets.
+//! store, and `settings.json` (invite hosts to trust, the backend to use, the local
+//! machines to reach). Settings hold no secrets.
 
 use crate::error::CliError;
 use opkey_core::{CoreConfig, FileSecretStore, OpKey};
@@ -20,6 +20,9 @@ pub struct Settings {
     /// The backend, when it is not the origin of the invite link.
     #[serde(default)]
     pub server: Option<Url>,
+    /// Local sockets of `opkey-machine run` processes that unlock and lock try (`--via`).
+    #[serde(default)]
+    pub machine_addresses: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -53,7 +56,10 @@ impl Home {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 CliError::usage(
                     format!("{} is not valid settings JSON: {e}", path.display()),
-                    Some("fix or delete the file; it only holds allow_hosts and server".to_owned()),
+                    Some(
+                        "fix or delete the file; it only holds allow_hosts, server and machine_addresses"
+                            .to_owned(),
+                    ),
                 )
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Settings::default(),

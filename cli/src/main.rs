@@ -12,9 +12,12 @@ mod error;
 mod home;
 mod output;
 mod phone;
+mod simulated;
+mod unlock;
 
 use clap::{Parser, Subcommand};
 use error::CliError;
+use opkey_core::MachineCommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use url::Url;
@@ -63,10 +66,37 @@ enum Command {
     Key { id: String },
     /// Enrollment, last sync, clock offset.
     Status,
+    /// Unlock a machine with your Digital Key (it may then be started).
+    Unlock(MachineArgs),
+    /// Lock a machine with your Digital Key (its immobilizer goes on).
+    Lock(MachineArgs),
     /// Administer the backend (admins and fleet admins).
     Admin(admin::AdminArgs),
     /// The whole story on embedded defaults: backend, SMS outbox and phone in one process.
     Demo,
+}
+
+#[derive(Debug, clap::Args)]
+struct MachineArgs {
+    /// The machine's id, or its name as `opkey keys` shows it.
+    machine: String,
+    /// A running `opkey-machine run --listen ADDR` to reach (repeatable; remembered in
+    /// the settings and tried with the ones remembered before).
+    #[arg(long = "via", value_name = "HOST:PORT")]
+    via: Vec<String>,
+    /// Reach the machine over this computer's Bluetooth adapter.
+    #[arg(long)]
+    ble: bool,
+}
+
+impl MachineArgs {
+    fn reach(self) -> (String, unlock::Reach) {
+        let reach = unlock::Reach {
+            via: self.via,
+            ble: self.ble,
+        };
+        (self.machine, reach)
+    }
 }
 
 fn main() -> ExitCode {
@@ -105,6 +135,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys { usable } => phone::keys(&home::Home::resolve(cli.home)?, usable, json),
         Command::Key { id } => phone::key(&home::Home::resolve(cli.home)?, &id, json),
         Command::Status => phone::status(&home::Home::resolve(cli.home)?, json),
+        Command::Unlock(args) => {
+            let home = home::Home::resolve(cli.home)?;
+            let (machine, reach) = args.reach();
+            unlock::run(&home, &machine, MachineCommand::Unlock, reach, json).await
+        }
+        Command::Lock(args) => {
+            let home = home::Home::resolve(cli.home)?;
+            let (machine, reach) = args.reach();
+            unlock::run(&home, &machine, MachineCommand::Lock, reach, json).await
+        }
     }
 }
 

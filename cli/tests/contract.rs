@@ -266,8 +266,200 @@ fn the_demo_tells_the_whole_story_and_exits_0() {
         "SMS",
         "enrolled as Ola Nordmann",
         "synced again",
+        "cold (full grant)",
+        "warm (key id only)",
+        "usage session 1",
+        "REFUSED by the machine: revoked",
+        "the phone itself refuses, before any radio",
+        "usage events the phones uploaded",
+        "with no network on either side: unlocked",
         "Done",
     ] {
         assert!(story.contains(beat), "missing '{beat}' in:\n{story}");
     }
+}
+
+/// A machine unit serving the local socket on loopback inside the test's runtime, as
+/// `opkey-machine run --provision FILE --listen ADDR` would: its key made here, registered
+/// with `admin machine create --ble-public-key`, its bundle written by
+/// `admin machine provisioning --output`.
+fn running_machine(env: &Env, name: &str) -> (String, String) {
+    let dir = env.home.parent().unwrap().join(format!("unit-{}", name.len()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("machine.key");
+    let public_key = opkey_machine::generate_key_file(&key_file, &ring::rand::SystemRandom::new()).unwrap();
+    let machine = env.admin_json(&[
+        "machine",
+        "create",
+        "--name",
+        name,
+        "--ble-public-key",
+        &public_key,
+        "--json",
+    ]);
+    let bundle_file = dir.join("bundle.json");
+    let out = env.admin(&[
+        "machine",
+        "provisioning",
+        &id(&machine),
+        "--output",
+        bundle_file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bundle = opkey_machine::read_provisioning(&bundle_file).unwrap();
+    let unit = opkey_machine::Machine::new(
+        &bundle,
+        opkey_machine::read_key_file(&key_file).unwrap(),
+        Box::new(opkey_machine::MemoryStore::new()),
+    )
+    .unwrap();
+    let listener = env
+        .runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    env.runtime.spawn(opkey_machine::socket::serve(
+        listener,
+        std::sync::Arc::new(std::sync::Mutex::new(unit)),
+        opkey_machine::socket::ServeOptions::new(std::sync::Arc::new(opkey_protocol::SystemClock)),
+        std::sync::Arc::new(|_: &opkey_machine::MachineEvent| {}),
+    ));
+    (id(&machine), address)
+}
+
+#[test]
+fn an_operator_unlocks_and_locks_a_local_machine_by_name_and_scripts_read_the_report() {
+    let env = Env::start();
+    let (machine_id, address) = running_machine(&env, "Excavator EX-210");
+    let op = env.admin_json(&[
+        "operator",
+        "create",
+        "--name",
+        "Ola",
+        "--phone",
+        "+47 412 00 300",
+        "--invite",
+        "--json",
+    ]);
+    env.admin_json(&[
+        "key",
+        "create",
+        "--operator",
+        &id(&op),
+        "--machine",
+        &machine_id,
+        "--type",
+        "digital-key",
+        "--from",
+        "2026-01-01T00:00:00Z",
+        "--to",
+        "2099-01-01T00:00:00Z",
+        "--json",
+    ]);
+    let outbox = env.admin_json(&["sms", "list", "--json"]);
+    let body = outbox[0]["body"].as_str().unwrap().to_owned();
+    let link = body
+        .split_whitespace()
+        .find(|w| w.contains("/i/"))
+        .unwrap()
+        .trim_end_matches(['.', ',']);
+    let out = env.phone(&["invite", link]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = env.phone(&["unlock", "excavator ex-210", "--via", &address, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["command"], "unlock");
+    assert_eq!(report["outcome"]["outcome"], "unlocked");
+    assert_eq!(report["outcome"]["relock_after_s"], 120);
+    assert_eq!(report["machine_id"], machine_id.as_str());
+    assert_eq!(report["full_grant_sent"], true);
+    assert_eq!(report["round_trips"], 1);
+
+    let settings: Value =
+        serde_json::from_slice(&std::fs::read(env.home.join("settings.json")).unwrap()).unwrap();
+    assert_eq!(settings["machine_addresses"][0], address.as_str());
+
+    // The address is remembered; people read a sentence.
+    let out = env.phone(&["unlock", &machine_id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text(&out).contains("Unlocked Excavator EX-210: start the engine within 120 s"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("warm (key id only)"), "{}", text(&out));
+    let out = env.phone(&["lock", "Excavator EX-210"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text(&out).contains("Locked Excavator EX-210"), "{}", text(&out));
+
+    let out = env.phone(&["sync"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let events = env.admin_json(&["events", "list", "--machine", &machine_id, "--json"]);
+    let outcomes: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["unlocked", "unlocked", "locked"]);
+}
+
+#[test]
+fn an_unlock_that_cannot_reach_the_machine_exits_4_with_a_hint() {
+    let env = Env::start();
+    let (machine_id, _) = running_machine(&env, "Telehandler");
+    let op = env.admin_json(&[
+        "operator",
+        "create",
+        "--name",
+        "Ola",
+        "--phone",
+        "+47 412 00 301",
+        "--invite",
+        "--json",
+    ]);
+    env.admin_json(&[
+        "key",
+        "create",
+        "--operator",
+        &id(&op),
+        "--machine",
+        &machine_id,
+        "--type",
+        "digital-key",
+        "--from",
+        "2026-01-01T00:00:00Z",
+        "--to",
+        "2099-01-01T00:00:00Z",
+        "--json",
+    ]);
+    let outbox = env.admin_json(&["sms", "list", "--json"]);
+    let body = outbox[0]["body"].as_str().unwrap().to_owned();
+    let link = body
+        .split_whitespace()
+        .find(|w| w.contains("/i/"))
+        .unwrap()
+        .trim_end_matches(['.', ',']);
+    assert!(env.phone(&["invite", link]).status.success());
+
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_address = dead.local_addr().unwrap().to_string();
+    drop(dead);
+    let out = env.phone(&["unlock", "Telehandler", "--via", &dead_address]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not in range") && err.contains("within a few metres"),
+        "{err}"
+    );
+
+    let out = env.phone(&["unlock", "Telehandler", "--ble"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("this build has no Bluetooth support"));
 }

@@ -10,9 +10,10 @@
 //! - [`usage`]: the usage sessions the machine records;
 //! - [`store`]: the persisted state, as an atomically replaced JSON file or in memory;
 //! - [`provision`]: the machine key file and the backend's provisioning bundle;
-//! - [`socket`]: the same frames over a local TCP socket, for the `opkey-machine` process.
+//! - [`socket`]: the same frames over a local TCP socket, for the `opkey-machine` process;
+//! - [`report`]: the usage sessions sent to the backend when the unit is online.
 //!
-//! Everything but [`socket`] is synchronous; time is passed in (`now`, the machine's RTC)
+//! Everything but [`socket`] and [`report`] is synchronous; time is passed in (`now`, the machine's RTC)
 //! and timers advance only in [`Machine::tick`], so tests are deterministic. Keys never
 //! appear in `Debug` output, errors or status lines.
 
@@ -21,6 +22,7 @@ mod error;
 pub mod machine;
 pub mod provision;
 pub mod relay;
+pub mod report;
 pub mod socket;
 pub mod store;
 pub mod usage;

@@ -185,8 +185,8 @@ impl Machine {
         if public_key != bundle.machine_public_key {
             return Err(MachineError::KeyMismatch);
         }
-        let (state, sessions) = match store.load()? {
-            None => (MachineState::default(), Vec::new()),
+        let (state, sessions, uploaded_through) = match store.load()? {
+            None => (MachineState::default(), Vec::new(), 0),
             Some(stored) => {
                 if stored.format != STATE_FORMAT {
                     return Err(MachineError::UnsupportedStateFormat {
@@ -200,7 +200,7 @@ impl Machine {
                         expected: provisioning.machine_id.clone(),
                     });
                 }
-                (stored.verifier, stored.usage)
+                (stored.verifier, stored.usage, stored.usage_uploaded_through)
             }
         };
         let config = MachineConfig {
@@ -216,7 +216,7 @@ impl Machine {
             verifier,
             store,
             relay: Relay::default(),
-            usage: UsageLog::from_sessions(sessions),
+            usage: UsageLog::from_sessions(sessions, uploaded_through),
             rng,
             challenge_owner: None,
             next_connection: 0,
@@ -253,6 +253,25 @@ impl Machine {
 
     pub fn usage(&self) -> &UsageLog {
         &self.usage
+    }
+
+    /// Closed usage sessions the backend has not acknowledged yet, oldest first: what a
+    /// reporter sends next ([`crate::report`]).
+    pub fn pending_usage(&self) -> Vec<UsageSession> {
+        self.usage.pending().cloned().collect()
+    }
+
+    /// The backend stored every session up to `upto`: they are no longer pending. Durable
+    /// before it returns; acknowledging less than before changes nothing.
+    pub fn acknowledge_usage(&mut self, upto: u32) -> Result<(), MachineError> {
+        let before = self.usage.clone();
+        if self.usage.acknowledge(upto)
+            && let Err(e) = self.save()
+        {
+            self.usage = before;
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// The verifier's persisted state (counters, clock floor, revocations, grant cache).
@@ -467,6 +486,7 @@ impl Machine {
             machine_id: self.machine_id().to_owned(),
             verifier: self.verifier.state().clone(),
             usage: self.usage.sessions().to_vec(),
+            usage_uploaded_through: self.usage.uploaded_through(),
         };
         self.store.save(&stored)
     }

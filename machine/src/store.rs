@@ -23,6 +23,9 @@ pub struct StoredState {
     pub verifier: MachineState,
     #[serde(default)]
     pub usage: Vec<UsageSession>,
+    /// Every usage session up to this number reached the backend (0 for none).
+    #[serde(default)]
+    pub usage_uploaded_through: u32,
 }
 
 /// A place to keep [`StoredState`]. `save` returns only once the state is durable.

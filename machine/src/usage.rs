@@ -1,6 +1,7 @@
 //! The usage log: one entry per unlock, from the relay going on to its going off, with who
-//! opened the machine. It is persisted with the machine state, so what the log says
-//! survives a restart; it never holds a grant, a key or a phone number.
+//! opened the machine, and how far the backend has acknowledged it (`uploaded_through`).
+//! It is persisted with the machine state, so what the log says survives a restart; it
+//! never holds a grant, a key or a phone number.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -22,6 +23,19 @@ pub enum SessionEnd {
     NextUnlock,
     /// The machine restarted with the session open (the relay is off after a restart).
     Restart,
+}
+
+impl SessionEnd {
+    /// The name the backend stores (`ended_by`), as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionEnd::Timeout => "timeout",
+            SessionEnd::Command => "command",
+            SessionEnd::EngineStopped => "engine_stopped",
+            SessionEnd::NextUnlock => "next_unlock",
+            SessionEnd::Restart => "restart",
+        }
+    }
 }
 
 /// One unlock's stay, as the backend's usage events want it.
@@ -46,19 +60,55 @@ impl UsageSession {
     }
 }
 
-/// The sessions, oldest first. At most the last one is open.
+/// The sessions, oldest first. At most the last one is open. Session numbers only grow,
+/// so "acknowledged" is one number: every session up to `uploaded_through` reached the
+/// backend.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UsageLog {
     sessions: Vec<UsageSession>,
+    uploaded_through: u32,
 }
 
 impl UsageLog {
-    pub(crate) fn from_sessions(sessions: Vec<UsageSession>) -> Self {
-        Self { sessions }
+    pub(crate) fn from_sessions(sessions: Vec<UsageSession>, uploaded_through: u32) -> Self {
+        Self {
+            sessions,
+            uploaded_through,
+        }
     }
 
     pub fn sessions(&self) -> &[UsageSession] {
         &self.sessions
+    }
+
+    /// The highest session number the backend acknowledged (0 for none).
+    pub fn uploaded_through(&self) -> u32 {
+        self.uploaded_through
+    }
+
+    /// Closed sessions the backend has not acknowledged yet, oldest first.
+    pub fn pending(&self) -> impl Iterator<Item = &UsageSession> {
+        self.sessions
+            .iter()
+            .filter(|s| !s.is_open() && s.usage_session > self.uploaded_through)
+    }
+
+    /// Marks every session up to `upto` as delivered; false when nothing changed. Only
+    /// closed sessions in the log can be acknowledged: `upto` stops at the last of them, so
+    /// a session that is open or yet to come stays pending.
+    pub(crate) fn acknowledge(&mut self, upto: u32) -> bool {
+        let last_closed = self
+            .sessions
+            .iter()
+            .rev()
+            .find(|s| !s.is_open())
+            .map_or(0, |s| s.usage_session);
+        let upto = upto.min(last_closed);
+        if upto <= self.uploaded_through {
+            return false;
+        }
+        self.uploaded_through = upto;
+        true
     }
 
     /// The session in progress, if the relay is on.
@@ -79,6 +129,27 @@ impl UsageLog {
         if self.sessions.len() > USAGE_LOG_CAPACITY {
             let excess = self.sessions.len() - USAGE_LOG_CAPACITY;
             self.sessions.drain(..excess);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_the_backend_stores_is_the_serialized_one() {
+        for end in [
+            SessionEnd::Timeout,
+            SessionEnd::Command,
+            SessionEnd::EngineStopped,
+            SessionEnd::NextUnlock,
+            SessionEnd::Restart,
+        ] {
+            assert_eq!(
+                serde_json::to_value(end).unwrap(),
+                serde_json::Value::from(end.as_str())
+            );
         }
     }
 }

@@ -477,6 +477,73 @@ pub struct MachineProvisioning {
     /// The latest revocation list for this machine, base64url, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocations: Option<String>,
+    /// Where the unit reports its usage sessions (`POST {server_url}machine/v1/usage`) when
+    /// it is online; `None` for a unit that only works offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_url: Option<String>,
+}
+
+/// The header of `POST /machine/v1/usage` that carries the machine's signature:
+/// ECDSA P-256 SHA-256, raw `r ‖ s` (64 bytes), base64url, over
+/// [`machine_usage_message`] of the exact request body.
+pub const MACHINE_SIGNATURE_HEADER: &str = "x-opkey-machine-signature";
+/// The domain-separation prefix of a machine's usage upload signature.
+pub const MACHINE_USAGE_CONTEXT: &str = "opkey-machine-usage-v1";
+/// Most sessions in one `POST /machine/v1/usage`.
+pub const MACHINE_USAGE_SESSIONS_MAX: usize = 500;
+/// `ended_by` of a session still in progress.
+pub const SESSION_OPEN: &str = "open";
+
+/// The bytes a machine signs for a usage upload:
+/// `opkey-machine-usage-v1\n` ‖ lower-case hex SHA-256 of the body.
+pub fn machine_usage_message(body: &[u8]) -> Vec<u8> {
+    format!("{MACHINE_USAGE_CONTEXT}\n{}", crate::encoding::sha256_hex(body)).into_bytes()
+}
+
+/// `POST /machine/v1/usage`: usage sessions a telematics unit reports itself, signed with
+/// its machine key (header [`MACHINE_SIGNATURE_HEADER`]). Idempotent per
+/// (`machine_id`, `usage_session`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MachineUsageUpload {
+    pub machine_id: String,
+    /// The machine's clock when it sent the upload; refused more than 24 h from the server's.
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+    /// 16 random bytes, base64url, never reused: a replayed upload is refused.
+    pub nonce: String,
+    /// At most [`MACHINE_USAGE_SESSIONS_MAX`].
+    pub sessions: Vec<MachineUsageSession>,
+}
+
+/// One usage session (from unlock to relock) as the machine recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MachineUsageSession {
+    /// The machine's usage-session counter (never reused by one machine).
+    pub usage_session: u32,
+    pub key_id: String,
+    /// The operator of a personal key; `None` for a non-personal key.
+    #[serde(default)]
+    pub operator_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// `None` while open, or when the end time is unknown (a restart interrupted it).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+    /// Why it ended: `timeout`, `command`, `engine_stopped`, `next_unlock`, `restart`; or
+    /// [`SESSION_OPEN`] while it goes on.
+    pub ended_by: String,
+}
+
+/// What a machine upload did: `accepted` sessions are new, `updated` were stored open and
+/// are now closed, `duplicates` were already stored as sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MachineUsageReceipt {
+    pub accepted: u32,
+    pub updated: u32,
+    pub duplicates: u32,
 }
 
 /// Most events in one `POST /v1/events`.
@@ -535,17 +602,33 @@ pub struct UsageEventsReceipt {
     pub duplicates: u32,
 }
 
+/// Who reported a usage event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum EventSource {
+    /// An operator's phone (`POST /v1/events`).
+    #[default]
+    Phone,
+    /// The machine's telematics unit itself (`POST /machine/v1/usage`).
+    Machine,
+}
+
 /// `GET /admin/v1/events`: a stored event, with who sent it and when it arrived.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct UsageEventView {
     #[serde(flatten)]
     pub event: UsageEvent,
-    /// The operator whose phone uploaded it.
+    /// The operator whose phone uploaded it; for a machine's session, the operator of its
+    /// personal key (empty for a non-personal key).
     pub operator_id: String,
+    /// Empty for an event the machine reported.
     pub phone_id: String,
     #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
+    #[serde(default)]
+    pub source: EventSource,
 }
 
 // Bodies that carry secrets print without them.

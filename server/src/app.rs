@@ -1,12 +1,12 @@
 //! The running application: shared state and the router that mounts the admin API, the
-//! operator API, the OpenAPI document and the health check.
+//! operator API, the machine API, the OpenAPI document and the health check.
 
 use crate::db::Db;
 use crate::digital_key::Issuer;
 use crate::error::ApiError;
 use crate::operator_api::throttle::RedeemThrottle;
 use crate::sms::SmsGateway;
-use crate::{admin, openapi, operator_api};
+use crate::{admin, machine_api, openapi, operator_api};
 use axum::Router;
 use axum::routing::get;
 use opkey_protocol::{Clock, Organization};
@@ -28,6 +28,8 @@ pub struct Inner {
     pub sms: Arc<dyn SmsGateway>,
     /// Invite links are `{invite_base_url}/i/{token}`.
     pub invite_base_url: Url,
+    /// Where telematics units reach this server, handed out in provisioning bundles.
+    pub public_url: Url,
     pub invite_ttl: time::Duration,
     /// SHA-256 of the bootstrap admin token.
     pub bootstrap_digest: String,
@@ -83,6 +85,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/admin/v1", admin::router())
         .nest("/v1", operator_api::router())
+        .nest("/machine/v1", machine_api::router())
         .route("/openapi.json", get(openapi::serve))
         .route("/healthz", get(healthz))
         .fallback(not_found)

@@ -36,6 +36,9 @@ pub struct ServerConfig {
     pub admin_token: String,
     /// Invite links are `{invite_base_url}/i/{token}`; `None` uses the server's own URL.
     pub invite_base_url: Option<Url>,
+    /// Where telematics units reach this server (the `server_url` of provisioning bundles);
+    /// `None` uses `invite_base_url`, then the server's own URL.
+    pub public_url: Option<Url>,
     pub invite_ttl: time::Duration,
     pub sms: SmsConfig,
     pub default_organization_name: String,
@@ -58,6 +61,7 @@ impl ServerConfig {
             db_path: db_path.into(),
             admin_token: admin_token.into(),
             invite_base_url: None,
+            public_url: None,
             invite_ttl: DEFAULT_INVITE_TTL,
             sms: SmsConfig::Dev,
             default_organization_name: DEFAULT_ORGANIZATION_NAME.to_owned(),
@@ -89,6 +93,7 @@ impl fmt::Debug for ServerConfig {
             .field("db_path", &self.db_path)
             .field("admin_token", &"<redacted>")
             .field("invite_base_url", &self.invite_base_url.as_ref().map(Url::as_str))
+            .field("public_url", &self.public_url.as_ref().map(Url::as_str))
             .field("invite_ttl", &self.invite_ttl)
             .field("sms", &self.sms)
             .field("default_organization_name", &self.default_organization_name)

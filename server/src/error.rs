@@ -34,11 +34,13 @@ pub enum ServerError {
     },
 }
 
-/// Which step refused a phone's signature: redeeming answers 400, opening a session 401.
+/// Which step refused a signature: redeeming answers 400, opening a session and a
+/// machine's usage upload 401.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignedStep {
     Redeem,
     Session,
+    MachineUsage,
 }
 
 /// Everything a request can fail with.
@@ -91,6 +93,7 @@ pub enum ApiError {
     #[error("{}", match .0 {
         SignedStep::Redeem => "the signature does not verify against phone_public_key over the redeem message: sign opkey-redeem-v1, the invite secret and the public key with the phone key",
         SignedStep::Session => "the signature does not verify against this phone's enrolled key: sign opkey-session-v1, the phone id and the challenge with the enrolled key",
+        SignedStep::MachineUsage => "the x-opkey-machine-signature header does not verify against the machine's registered BLE public key: sign opkey-machine-usage-v1, a newline and the hex SHA-256 of the exact body with the machine key (ECDSA P-256, raw r||s, base64url)",
     })]
     BadSignature(SignedStep),
     #[error("cursor {cursor} is ahead of the server (latest change {latest}): sync again from cursor 0")]
@@ -155,7 +158,9 @@ impl ApiError {
             ApiError::Unauthorized(_)
             | ApiError::ChallengeExpired
             | ApiError::SessionExpired
-            | ApiError::BadSignature(SignedStep::Session) => StatusCode::UNAUTHORIZED,
+            | ApiError::BadSignature(SignedStep::Session | SignedStep::MachineUsage) => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::Forbidden(_) | ApiError::PhoneRevoked => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::InviteNotFound => StatusCode::NOT_FOUND,
             ApiError::InvalidField { .. }

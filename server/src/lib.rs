@@ -8,7 +8,8 @@
 //! - [`config`]: how a server is set up ([`ServerConfig`]);
 //! - `app`: shared state and the router;
 //! - `auth`: who is calling (admin tokens, phone sessions);
-//! - `admin`, `operator_api`: the two HTTP APIs;
+//! - `admin`, `operator_api`: the two HTTP APIs; `machine_api`: usage sessions that
+//!   telematics units report themselves, signed with their machine key;
 //! - `digital_key`: the issuer key, grants and per-machine revocation lists;
 //! - `db`: the one place that talks to SQLite (schema, migrations, queries);
 //! - `sms`: the invitation text and the gateways that send it;
@@ -30,6 +31,7 @@ mod digital_key;
 mod error;
 mod extract;
 mod ids;
+mod machine_api;
 mod openapi;
 mod operator_api;
 
@@ -142,6 +144,11 @@ pub async fn start(config: ServerConfig, listen: SocketAddr) -> Result<RunningSe
         rng,
         sms,
         invite_base_url: config.invite_base_url.clone().unwrap_or_else(|| url.clone()),
+        public_url: config
+            .public_url
+            .clone()
+            .or_else(|| config.invite_base_url.clone())
+            .unwrap_or_else(|| url.clone()),
         invite_ttl: config.invite_ttl,
         bootstrap_digest: sha256_hex(config.admin_token.as_bytes()),
         default_organization,

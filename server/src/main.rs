@@ -57,6 +57,10 @@ struct ServeArgs {
     /// Base URL of invite links (`{URL}/i/{token}`); defaults to this server's URL.
     #[arg(long, value_name = "URL")]
     invite_url: Option<Url>,
+    /// Where telematics units reach this server (the `server_url` of provisioning bundles);
+    /// defaults to --invite-url, then this server's URL.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<Url>,
     /// How many days an invite stays redeemable.
     #[arg(long, value_name = "N", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=365))]
     invite_ttl_days: u32,
@@ -90,6 +94,7 @@ impl ServeArgs {
         let mut config = ServerConfig::new(self.db, self.admin_token);
         config.issuer_key_path = self.issuer_key;
         config.invite_base_url = self.invite_url;
+        config.public_url = self.public_url;
         config.invite_ttl = time::Duration::days(i64::from(self.invite_ttl_days));
         config.default_organization_name = self.default_organization;
         config.sms = match self.sms_gateway {

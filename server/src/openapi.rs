@@ -1,9 +1,9 @@
 //! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations and
 //! the protocol types' schemas, with the two bearer schemes (admin token, phone session).
 
-use crate::{admin, app, operator_api};
+use crate::{admin, app, machine_api, operator_api};
 use axum::Json;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -12,7 +12,8 @@ use utoipa::{Modify, OpenApi};
         title = "OpKey Access Management",
         description = "Admin API (/admin/v1) for organizations, operators, machines, keys and invites; \
                        operator API (/v1) for phones: redeem an invite, open a session, sync keys and \
-                       Digital Key grants, upload usage events."
+                       Digital Key grants, upload usage events; machine API (/machine/v1) for telematics units \
+                       reporting their usage sessions."
     ),
     paths(
         app::healthz,
@@ -48,6 +49,7 @@ use utoipa::{Modify, OpenApi};
         operator_api::session::open,
         operator_api::sync::sync,
         operator_api::events::upload,
+        machine_api::usage::upload,
     ),
     modifiers(&BearerSchemes),
     tags(
@@ -56,6 +58,7 @@ use utoipa::{Modify, OpenApi};
         (name = "machines", description = "Machines, their telematics units, provisioning and usage events"),
         (name = "keys", description = "Keys to machines"),
         (name = "phone", description = "The operator app: redeem, session, sync, usage events"),
+        (name = "machine", description = "Telematics units online: usage sessions, signed with the machine key"),
         (name = "health")
     )
 )]
@@ -74,6 +77,14 @@ impl Modify for BearerSchemes {
                     .description(Some("An admin token: the bootstrap token or a user's token"))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "machine_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                opkey_protocol::api::MACHINE_SIGNATURE_HEADER,
+                "ECDSA P-256 by the machine's registered key, raw r||s, base64url, over \
+                 opkey-machine-usage-v1, a newline and the hex SHA-256 of the body",
+            ))),
         );
         components.add_security_scheme(
             "phone_session",

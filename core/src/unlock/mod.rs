@@ -17,11 +17,14 @@
 //!
 //! The radio is a [`BleTransport`]: the shells implement it over the platform's
 //! Bluetooth; [`InMemoryTransport`] (tests, demos) and [`SocketTransport`] (a local
-//! `opkey-machine run`) come with the core.
+//! `opkey-machine run`) come with the core, and with the feature `btleplug` (desktop
+//! only, never in the mobile library) `BtleplugTransport`, the computer's own radio.
 //!
 //! Logs ids, outcomes, counts and durations; never a grant, a transcript, a key or a
 //! signature.
 
+#[cfg(feature = "btleplug")]
+pub mod btleplug;
 pub mod error;
 pub mod memory;
 mod prepare;
@@ -30,6 +33,8 @@ pub mod report;
 pub mod socket;
 pub mod transport;
 
+#[cfg(feature = "btleplug")]
+pub use self::btleplug::BtleplugTransport;
 pub use error::UnlockError;
 pub use memory::{InMemoryTransport, LinkConditions, SimulatedPeripheral, TransportStats};
 pub use report::{DenyReason, MachineCommand, UnlockOutcome, UnlockReport};

@@ -110,6 +110,7 @@ pub fn provisioning(
         challenge_lifetime_s: 10,
         relock_after_s: 120,
         revocations: revocations.map(b64),
+        server_url: None,
     }
 }
 

@@ -1,9 +1,11 @@
 //! The simulated machine as stories: a phone (the protocol's `PhoneUnlock` and a test
 //! phone key) talking to a `Machine` through `Connection`s, in memory and with no sleeps;
-//! and the `opkey-machine` process over its local socket.
+//! the `opkey-machine` process over its local socket; and the unit reporting its usage
+//! sessions to a real backend.
 
 mod persistence;
 mod process;
 mod relay;
+mod reporting;
 mod support;
 mod unlock;

@@ -82,6 +82,7 @@ impl Site {
             challenge_lifetime_s: 10,
             relock_after_s: self.relock_after_s,
             revocations: self.revocations.as_deref().map(b64),
+            server_url: None,
         }
     }
 

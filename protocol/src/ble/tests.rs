@@ -946,6 +946,310 @@ fn secrets_stay_out_of_debug_output() {
 }
 
 // ---------------------------------------------------------------------------------------
+// The rest of the attack suite (SECURITY.md): each refused with a typed reason, the relay
+// untouched. A refusal never records a usage session, so `next_usage_session` standing
+// still is the sans-IO proof that the relay did not move.
+
+/// Asserts `outcome` is a refusal for `reason` that left the relay alone.
+fn assert_refused(w: &World, outcome: &Outcome, reason: ReasonCode, sessions_before: u32) {
+    assert_eq!(outcome.decision, Decision::Denied(reason));
+    assert_eq!(
+        w.verifier.state().next_usage_session,
+        sessions_before,
+        "a refusal must not touch the relay"
+    );
+}
+
+/// Feeds `fragments` to the machine as its BLE link does: reassembled, a framing error
+/// answered by [`MachineVerifier::frame_error`]. `None` while the message is incomplete.
+fn deliver(w: &mut World, fragments: &[Vec<u8>], rtc: u64) -> Option<Outcome> {
+    let mut receiver = Reassembler::new();
+    for f in fragments {
+        match receiver.push(f) {
+            Ok(Some(message)) => return Some(w.verifier.handle(&message, rtc)),
+            Ok(None) => {}
+            Err(e) => return Some(w.verifier.frame_error(e)),
+        }
+    }
+    None
+}
+
+/// A Hello outstanding and the phone's genuine request for it, cut at MTU 23.
+fn outstanding_request_fragments(w: &mut World) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let hello = w.hello(T0);
+    let (_, request) = w.request(&hello, w.params(Command::Unlock, w.full()), &w.phone);
+    let fragments = fragment(&request, 23).unwrap();
+    assert!(fragments.len() > 3);
+    (request, fragments)
+}
+
+/// After a framing error the intact request is worthless: the challenge went with it.
+fn assert_challenge_gone(w: &mut World, request: &[u8]) {
+    let sessions = w.verifier.state().next_usage_session;
+    let retry = w.verifier.handle(request, T0);
+    assert_refused(w, &retry, ReasonCode::StaleChallenge, sessions);
+}
+
+#[test]
+fn truncated_fragment_stream_is_refused() {
+    let mut w = World::new();
+    let (request, mut fragments) = outstanding_request_fragments(&mut w);
+    // The last fragment arrives cut short (L set, bytes missing).
+    let last = fragments.last_mut().unwrap();
+    last.truncate(last.len() - 1);
+    let outcome = deliver(&mut w, &fragments, T0).expect("the L flag ends the message");
+    assert_refused(&w, &outcome, ReasonCode::Malformed, 1);
+    assert_eq!(plain_error(&outcome.reply), ReasonCode::Malformed);
+    assert_challenge_gone(&mut w, &request);
+
+    // A stream that just stops never reaches the verifier; the disconnect drops the challenge.
+    let (request, fragments) = outstanding_request_fragments(&mut w);
+    assert!(deliver(&mut w, &fragments[..fragments.len() - 1], T0).is_none());
+    w.verifier.disconnected();
+    assert_challenge_gone(&mut w, &request);
+}
+
+#[test]
+fn oversize_message_is_refused() {
+    // Announced above 1024 bytes: refused at the first fragment.
+    let mut w = World::new();
+    let (request, mut fragments) = outstanding_request_fragments(&mut w);
+    fragments[0][1..3].copy_from_slice(&(MAX_MESSAGE_LEN as u16 + 1).to_be_bytes());
+    let outcome = deliver(&mut w, &fragments, T0).unwrap();
+    assert_refused(&w, &outcome, ReasonCode::Malformed, 1);
+    assert_challenge_gone(&mut w, &request);
+
+    // More bytes than announced: refused at the fragment that overruns.
+    let (request, mut fragments) = outstanding_request_fragments(&mut w);
+    fragments[0][1..3].copy_from_slice(&(request.len() as u16 - 1).to_be_bytes());
+    let outcome = deliver(&mut w, &fragments, T0).unwrap();
+    assert_refused(&w, &outcome, ReasonCode::Malformed, 1);
+    assert_challenge_gone(&mut w, &request);
+
+    // The phone never builds one: a request beyond 1024 bytes cannot be framed.
+    assert_eq!(
+        fragment(&vec![0; MAX_MESSAGE_LEN + 1], 185),
+        Err(FrameError::MessageTooLong {
+            len: MAX_MESSAGE_LEN + 1
+        })
+    );
+}
+
+#[test]
+fn duplicated_fragment_is_refused() {
+    let mut w = World::new();
+    let (request, mut fragments) = outstanding_request_fragments(&mut w);
+    let again = fragments[1].clone();
+    fragments.insert(2, again);
+    let mut receiver = Reassembler::new();
+    let error = fragments.iter().find_map(|f| receiver.push(f).err()).unwrap();
+    assert_eq!(error, FrameError::OutOfOrder { expected: 2, got: 1 });
+    let outcome = deliver(&mut w, &fragments, T0).unwrap();
+    assert_refused(&w, &outcome, ReasonCode::Malformed, 1);
+    assert_challenge_gone(&mut w, &request);
+
+    // A whole message delivered twice is a replay: the second copy finds no challenge.
+    let (request, fragments) = outstanding_request_fragments(&mut w);
+    let first = deliver(&mut w, &fragments, T0).unwrap();
+    assert!(matches!(first.decision, Decision::Unlocked { .. }));
+    let sessions = w.verifier.state().next_usage_session;
+    let second = deliver(&mut w, &fragments, T0).unwrap();
+    assert_refused(&w, &second, ReasonCode::StaleChallenge, sessions);
+    assert_eq!(w.verifier.handle(&request, T0).decision, second.decision);
+}
+
+#[test]
+fn reordered_fragments_are_refused() {
+    let mut w = World::new();
+    let (request, mut fragments) = outstanding_request_fragments(&mut w);
+    let n = fragments.len();
+    fragments.swap(n - 2, n - 3);
+    let outcome = deliver(&mut w, &fragments, T0).unwrap();
+    assert_refused(&w, &outcome, ReasonCode::Malformed, 1);
+    assert_eq!(plain_error(&outcome.reply), ReasonCode::Malformed);
+    assert_challenge_gone(&mut w, &request);
+}
+
+#[test]
+fn a_downgraded_protocol_version_is_refused() {
+    // A request claiming version 0 (or any version but 1) is refused before decryption.
+    let mut w = World::new();
+    for version in [0, 2] {
+        let hello = w.hello(T0);
+        let (_, mut request) = w.request(&hello, w.params(Command::Unlock, w.full()), &w.phone);
+        request[0] = version;
+        let outcome = w.verifier.handle(&request, T0);
+        assert_refused(&w, &outcome, ReasonCode::Unsupported, 1);
+        assert_eq!(plain_error(&outcome.reply), ReasonCode::Unsupported);
+        // Putting the version back does not help: the challenge is spent.
+        request[0] = 1;
+        assert_challenge_gone(&mut w, &request);
+    }
+
+    // A Hello claiming another version is refused by the phone, which then sends nothing.
+    let mut hello = w.hello(T0);
+    hello[0] = 0;
+    let mut phone = PhoneUnlock::new(w.params(Command::Unlock, w.full()), at(T0)).unwrap();
+    assert_eq!(
+        phone.on_hello(&hello, &w.rng),
+        Err(UnlockError::Decode(DecodeError::UnsupportedVersion(0)))
+    );
+    assert_eq!(phone.on_signature([0; 64]), Err(UnlockError::OutOfTurn));
+
+    // A grant of another version does not decode, so it can never verify.
+    let mut grant_bytes = w.grant.as_bytes().to_vec();
+    grant_bytes[0] = 0;
+    let hello = w.hello(T0);
+    let (request, _) = forge(&hello, |eph| RequestPlaintext {
+        credential: Credential::Full { grant_bytes },
+        ..signed(&hello, eph, &w.grant, &w.phone)
+    });
+    let outcome = w.verifier.handle(&request, T0);
+    assert_refused(&w, &outcome, ReasonCode::Unsupported, 1);
+}
+
+#[test]
+fn a_request_made_for_another_machine_does_not_open_this_one() {
+    let mut w = World::new();
+    // One grant opens both machines; the phone talks to the other one.
+    w.grant = w.issuer.grant(grant_body(
+        KEY,
+        &w.phone,
+        &[MACHINE, OTHER_MACHINE],
+        T0 - 60,
+        T0 + DAY,
+    ));
+    let other = TestMachine::new(OTHER_MACHINE);
+    let mut other_verifier = other.verifier(&w.issuer);
+    let other_hello = other_verifier.hello(T0, &w.rng).unwrap().message;
+    let mut params = w.params(Command::Unlock, w.full());
+    params.machine_id = OTHER_MACHINE.into();
+    params.machine_public_key = other.public_key().to_vec();
+    let (_, captured) = w.request(&other_hello, params, &w.phone);
+
+    // Relayed to this machine with no challenge outstanding: stale.
+    let outcome = w.verifier.handle(&captured, T0);
+    assert_refused(&w, &outcome, ReasonCode::StaleChallenge, 1);
+    // With this machine's own Hello outstanding: it does not even decrypt.
+    w.hello(T0);
+    let outcome = w.verifier.handle(&captured, T0);
+    assert_refused(&w, &outcome, ReasonCode::BadCiphertext, 1);
+    assert!(w.verifier.state().grant_cache.is_empty());
+    // The other machine was never asked, so the request still opens it: only there.
+    assert!(matches!(
+        other_verifier.handle(&captured, T0).decision,
+        Decision::Unlocked { .. }
+    ));
+}
+
+#[test]
+fn a_revocation_list_carried_by_another_phone_revokes_the_grant() {
+    for min_serial in [2, REVOKED_ENTIRELY] {
+        let mut w = World::new();
+        // Ann's phone unlocks: the machine caches her grant.
+        assert!(matches!(
+            w.unlock(w.full(), T0).phone,
+            Ok(UnlockOutcome::Unlocked { .. })
+        ));
+        // Bob's phone (a fresh key), with its own grant, carries the list that revokes Ann's.
+        let ann = std::mem::take(&mut w.phone);
+        let bob_grant = w.issuer.grant(grant_body(
+            "key_bbbbbbbbbbbbbbbb",
+            &w.phone,
+            &[MACHINE],
+            T0 - 60,
+            T0 + DAY,
+        ));
+        let ann_grant = std::mem::replace(&mut w.grant, bob_grant);
+        let list = w
+            .issuer
+            .revocations(MACHINE, 1, T0 + 10, vec![entry(KEY, min_serial)]);
+        let mut params = w.params(Command::Unlock, w.full());
+        params.revocations = Some(list.as_bytes().to_vec());
+        let bob = w.exchange(params, T0 + 20);
+        assert!(matches!(bob.phone, Ok(UnlockOutcome::Unlocked { .. })));
+        assert!(bob.machine.persist);
+        assert_eq!(w.verifier.state().revocation_sequence, 1);
+
+        // Ann comes back, offline, with her old grant: warm and cold are both refused.
+        w.phone = ann;
+        w.grant = ann_grant;
+        let sessions = w.verifier.state().next_usage_session;
+        let warm = w.unlock(w.cached(), T0 + 30);
+        let expected_warm = if min_serial == REVOKED_ENTIRELY {
+            Decision::Denied(ReasonCode::Revoked)
+        } else {
+            // An edited key: the machine forgets serial 1 and asks for the newer grant.
+            Decision::Denied(ReasonCode::UnknownGrant)
+        };
+        assert_eq!(warm.machine.decision, expected_warm);
+        assert!(!w.verifier.state().grant_cache.contains_key(KEY));
+        let cold = w.unlock(w.full(), T0 + 31);
+        assert_eq!(cold.phone, Ok(UnlockOutcome::Denied(ReasonCode::Revoked)));
+        assert_refused(&w, &cold.machine, ReasonCode::Revoked, sessions);
+    }
+}
+
+#[test]
+fn counter_rollback_in_restored_state_never_reuses_a_challenge() {
+    let mut w = World::new();
+    assert!(matches!(
+        w.unlock(w.full(), T0).phone,
+        Ok(UnlockOutcome::Unlocked { .. })
+    ));
+    let snapshot = w.verifier.state().clone();
+
+    // An attacker blocks the phone's next request and keeps it.
+    let hello = w.hello(T0 + 10);
+    let (_, captured) = w.request(&hello, w.params(Command::Unlock, w.cached()), &w.phone);
+    let captured_hello = Hello::decode(&hello).unwrap();
+    w.verifier.disconnected();
+
+    // The machine's storage is rolled back to the older snapshot and it restarts.
+    w.verifier = w.machine.verifier_with(&w.issuer, snapshot);
+    let sessions = w.verifier.state().next_usage_session;
+    let outcome = w.verifier.handle(&captured, T0 + 11);
+    assert_refused(&w, &outcome, ReasonCode::StaleChallenge, sessions);
+
+    // Even when the rolled-back counter repeats, the challenge does not: its ephemeral key
+    // is fresh and lived in memory only, so the captured request does not decrypt.
+    let again = Hello::decode(&w.hello(T0 + 11)).unwrap();
+    assert_eq!(again.hello_counter, captured_hello.hello_counter);
+    assert_ne!(
+        again.machine_ephemeral_public_key,
+        captured_hello.machine_ephemeral_public_key
+    );
+    let outcome = w.verifier.handle(&captured, T0 + 11);
+    assert_refused(&w, &outcome, ReasonCode::BadCiphertext, sessions);
+    assert_eq!(plain_error(&outcome.reply), ReasonCode::BadCiphertext);
+}
+
+#[test]
+fn phone_clock_set_forward_cannot_dodge_expiry() {
+    // The grant starts in an hour by the machine's clock; the phone's clock is set a day
+    // ahead, so the phone's own check passes. The machine judges by its own clock.
+    let mut w = World::new();
+    let mut body = grant_body(KEY, &w.phone, &[MACHINE], T0 + 3600, T0 + 2 * DAY);
+    body.issued_at = T0 - 60;
+    w.grant = w.issuer.grant(body);
+    w.phone_now = T0 + DAY;
+    let early = w.unlock(w.full(), T0);
+    assert_eq!(early.phone, Ok(UnlockOutcome::Denied(ReasonCode::NotYetValid)));
+    assert_refused(&w, &early.machine, ReasonCode::NotYetValid, 1);
+
+    // The grant expired yesterday by the machine's clock; the phone's clock says it is
+    // still inside the window. Refused all the same.
+    let mut w = World::new();
+    w.grant = w
+        .issuer
+        .grant(grant_body(KEY, &w.phone, &[MACHINE], T0 - 2 * DAY, T0 - DAY));
+    w.phone_now = T0 - DAY - 60;
+    let late = w.unlock(w.full(), T0);
+    assert_eq!(late.phone, Ok(UnlockOutcome::Denied(ReasonCode::Expired)));
+    assert_refused(&w, &late.machine, ReasonCode::Expired, 1);
+}
+
+// ---------------------------------------------------------------------------------------
 // The budget (PROTOCOL.md 2.9)
 
 #[test]

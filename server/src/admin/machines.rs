@@ -171,7 +171,8 @@ pub async fn edit(
 }
 
 /// What a telematics unit needs to verify grants offline: the issuer's public key, its
-/// own registered key, its timings and its latest revocation list.
+/// own registered key, its timings and its latest revocation list; and where to report
+/// its usage sessions when online.
 #[utoipa::path(
     get, path = "/admin/v1/machines/{id}/provisioning", tag = "machines", security(("admin_token" = [])),
     params(("id" = String, Path, description = "machine id")),
@@ -210,6 +211,7 @@ pub async fn provisioning(
         challenge_lifetime_s: state.challenge_lifetime_s,
         relock_after_s: state.relock_after_s,
         revocations: list.map(|(_, bytes)| b64(&bytes)),
+        server_url: Some(state.public_url.to_string()),
     }))
 }
 

@@ -1,8 +1,9 @@
 //! Usage events uploaded by phones, keyed by (phone, client-generated id) so an upload
-//! retried after a lost answer stores nothing twice.
+//! retried after a lost answer stores nothing twice; the admin's list also shows the usage
+//! sessions machines reported themselves (`machine_usage`), as `usage_session` events.
 
 use super::{Ts, opt_ts, ts};
-use opkey_protocol::api::{UsageEvent, UsageEventKind, UsageEventView};
+use opkey_protocol::api::{EventSource, UsageEvent, UsageEventKind, UsageEventView};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
@@ -102,11 +103,18 @@ fn view(row: &Row<'_>) -> rusqlite::Result<UsageEventView> {
         operator_id: row.get(8)?,
         phone_id: row.get(9)?,
         received_at: ts(row, 10)?,
+        source: if row.get::<_, String>(11)? == "machine" {
+            EventSource::Machine
+        } else {
+            EventSource::Phone
+        },
     })
 }
 
-/// The organization's newest `limit` events, optionally of one machine and/or one
-/// operator, returned oldest first.
+/// The organization's newest `limit` events, phones' and machines', optionally of one
+/// machine and/or one operator, returned oldest first. A machine's session shows as a
+/// `usage_session` event with id `session-N`, `at` its start, `outcome` its `ended_by`,
+/// no phone, and the operator of its personal key (empty for a non-personal key).
 pub fn list_in_org(
     conn: &Connection,
     organization_id: &str,
@@ -117,10 +125,15 @@ pub fn list_in_org(
     let mut events = conn
         .prepare_cached(
             "SELECT id, kind, key_id, machine_id, at, outcome, usage_session, ended_at, operator_id, phone_id,
-                    received_at
+                    received_at, 'phone' AS source, rowid AS n
              FROM usage_events
              WHERE organization_id = ?1 AND (?2 IS NULL OR machine_id = ?2) AND (?3 IS NULL OR operator_id = ?3)
-             ORDER BY at DESC, rowid DESC LIMIT ?4",
+             UNION ALL
+             SELECT 'session-' || usage_session, 'usage_session', key_id, machine_id, started_at, ended_by,
+                    usage_session, ended_at, COALESCE(operator_id, ''), '', received_at, 'machine', usage_session
+             FROM machine_usage_sessions
+             WHERE organization_id = ?1 AND (?2 IS NULL OR machine_id = ?2) AND (?3 IS NULL OR operator_id = ?3)
+             ORDER BY at DESC, n DESC LIMIT ?4",
         )?
         .query_map(params![organization_id, machine_id, operator_id, limit], view)?
         .collect::<rusqlite::Result<Vec<_>>>()?;

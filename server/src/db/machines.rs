@@ -53,6 +53,14 @@ pub fn get_in_org(conn: &Connection, id: &str, organization_id: &str) -> rusqlit
     .optional()
 }
 
+/// A machine of any organization: what a machine's own upload names itself by.
+pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<Machine>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM machines m WHERE m.id = ?1"))?
+        .query_row([id], machine)
+        .map(|(m, _)| m)
+        .optional()
+}
+
 pub fn list_in_org(conn: &Connection, organization_id: &str) -> rusqlite::Result<Vec<Machine>> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM machines m WHERE m.organization_id = ?1 ORDER BY m.created_at, m.rowid"

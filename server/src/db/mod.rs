@@ -10,6 +10,7 @@ pub mod events;
 pub mod grants;
 pub mod invites;
 pub mod keys;
+pub mod machine_usage;
 pub mod machines;
 pub mod operators;
 pub mod organizations;

@@ -204,6 +204,33 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX usage_events_organization ON usage_events(organization_id, at);
     "#,
+    // 3: usage sessions machines report themselves (POST /machine/v1/usage).
+    r#"
+    -- One row per machine and usage-session counter; organization_id is the machine's
+    -- when the session arrived, so the history outlives the machine.
+    CREATE TABLE machine_usage_sessions (
+        machine_id       TEXT NOT NULL,
+        usage_session    INTEGER NOT NULL,
+        organization_id  TEXT NOT NULL,
+        key_id           TEXT NOT NULL,
+        operator_id      TEXT,
+        started_at       TEXT NOT NULL,
+        ended_at         TEXT,
+        ended_by         TEXT NOT NULL,
+        received_at      TEXT NOT NULL,
+        PRIMARY KEY (machine_id, usage_session)
+    ) WITHOUT ROWID;
+    CREATE INDEX machine_usage_sessions_organization ON machine_usage_sessions(organization_id, started_at);
+
+    -- Nonces of machine uploads, kept while an upload carrying them could still be accepted.
+    CREATE TABLE machine_nonces (
+        machine_id  TEXT NOT NULL,
+        nonce       TEXT NOT NULL,
+        expires_at  TEXT NOT NULL,
+        PRIMARY KEY (machine_id, nonce)
+    ) WITHOUT ROWID;
+    CREATE INDEX machine_nonces_expiry ON machine_nonces(expires_at);
+    "#,
 ];
 
 /// Brings the schema up to date.

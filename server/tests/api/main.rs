@@ -7,6 +7,7 @@ mod digital_key;
 mod events;
 mod import;
 mod keys;
+mod machine_usage;
 mod operators;
 mod perf;
 mod phone;

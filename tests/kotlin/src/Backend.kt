@@ -79,6 +79,20 @@ class Backend private constructor(private val process: Process, val url: String,
         )
     }
 
+    /** Registers (or replaces) the machine's BLE public key, as `opkey-machine keygen` printed it. */
+    fun registerBleKey(machineId: String, publicKey: String) {
+        patch("/admin/v1/machines/$machineId", """{"ble_public_key": "$publicKey"}""")
+    }
+
+    /** The bundle `opkey-machine run --provision` reads; 409 until the BLE key is registered. */
+    fun provisioning(machineId: String): String = get("/admin/v1/machines/$machineId/provisioning")
+
+    private fun patch(path: String, json: String): String = send(
+        HttpRequest.newBuilder(URI.create(url + path))
+            .header("content-type", "application/json")
+            .method("PATCH", HttpRequest.BodyPublishers.ofString(json)),
+    )
+
     private fun post(path: String, json: String): String = send(
         HttpRequest.newBuilder(URI.create(url + path))
             .header("content-type", "application/json")
