@@ -161,6 +161,11 @@ impl Backend {
                 card_id: access_type
                     .is_card()
                     .then(|| format!("card-{}", now.unix_timestamp_nanos())),
+
+                static_pin: None,
+                pin_algorithm: None,
+                pin_digits: None,
+                pin_period_s: None,
             })
             .await
             .expect("key created")

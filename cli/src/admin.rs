@@ -621,6 +621,10 @@ async fn key(client: &AdminClient, cmd: KeyCommand, json: bool) -> Result<(), Cl
                 valid_to: to,
                 description,
                 card_id,
+                static_pin: None,
+                pin_algorithm: None,
+                pin_digits: None,
+                pin_period_s: None,
             };
             let k = client.create_key(&body).await?;
             if json {

@@ -149,6 +149,10 @@ pub async fn run() -> Result<(), CliError> {
                 valid_to: now + to,
                 description: description.to_owned(),
                 card_id: card.map(str::to_owned),
+                static_pin: None,
+                pin_algorithm: None,
+                pin_digits: None,
+                pin_period_s: None,
             }
         };
     let day = Duration::days(1);
@@ -540,6 +544,10 @@ async fn revocation_reaches_the_machine(
             valid_to: now + Duration::days(30),
             description: "Telehandler, day shift".into(),
             card_id: None,
+            static_pin: None,
+            pin_algorithm: None,
+            pin_digits: None,
+            pin_period_s: None,
         })
         .await?;
     let sms = admin.sms_outbox().await?;

@@ -249,6 +249,7 @@ impl Site {
             relock_after_s: 120,
             revocations: None,
             server_url: None,
+            keypad: None,
         };
         let machine = Machine::new(
             &provisioning,

@@ -292,6 +292,19 @@ pub struct CreateKey {
     /// Required for card access types.
     #[serde(default)]
     pub card_id: Option<String>,
+    /// Static PIN keys: the PIN (4–8 digits, unique on each of the key's machines);
+    /// left out, the backend generates one. Refused for other access types.
+    #[serde(default)]
+    pub static_pin: Option<String>,
+    /// Rolling PIN keys: HMAC algorithm (default sha256). Refused for other access types.
+    #[serde(default)]
+    pub pin_algorithm: Option<crate::pin::PinAlgorithm>,
+    /// Rolling PIN keys: code digits, 6–10 (default 6).
+    #[serde(default)]
+    pub pin_digits: Option<u8>,
+    /// Rolling PIN keys: seconds per PIN, 30–3600 (default 60).
+    #[serde(default)]
+    pub pin_period_s: Option<u32>,
 }
 
 /// `PATCH /admin/v1/keys/{id}`: only the end date and the description may change.
@@ -430,6 +443,176 @@ pub struct SyncResponse {
     /// The backend's grant-signing public key (SEC1 uncompressed, base64url).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer_public_key: Option<String>,
+    /// PIN secrets of upserted Rolling PIN and personal Static PIN keys (same delta as
+    /// `keys`; a deleted key's secret goes with the key). The phone keeps them encrypted.
+    #[serde(default)]
+    pub pin_secrets: Vec<PinSecretRecord>,
+}
+
+/// The secret half of a PIN key, for the phone that shows it. Exactly one of `seed`
+/// (Rolling PIN) and `static_pin` (personal Static PIN) is set. `Debug` hides both.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PinSecretRecord {
+    pub key_id: String,
+    /// The key version this secret belongs to.
+    pub version: u64,
+    /// Rolling PIN seed, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+    /// A personal Static PIN, shown to its operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_pin: Option<String>,
+}
+
+impl std::fmt::Debug for PinSecretRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PinSecretRecord")
+            .field("key_id", &self.key_id)
+            .field("version", &self.version)
+            .field("seed", &self.seed.as_ref().map(|_| "<redacted>"))
+            .field("static_pin", &self.static_pin.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// `GET /admin/v1/keys/{id}/static-pin`: a Static PIN key's PIN, for the admin who hands it
+/// out. `Debug` hides it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct StaticPinView {
+    pub key_id: String,
+    pub static_pin: String,
+}
+
+impl std::fmt::Debug for StaticPinView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticPinView")
+            .field("key_id", &self.key_id)
+            .field("static_pin", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Everything a machine's keypad and card reader check offline (PROTOCOL.md Part 3): its
+/// Rolling PIN keys with seeds, Static PINs and cards. **Secret**: delivered only in the
+/// provisioning bundle and to the machine itself (`POST /machine/v1/keypad`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct KeypadTable {
+    pub machine_id: String,
+    /// Rises whenever the table changes; a machine keeps the highest it has seen.
+    pub version: u64,
+    #[serde(default)]
+    pub rolling_pins: Vec<KeypadRollingPin>,
+    #[serde(default)]
+    pub static_pins: Vec<KeypadStaticPin>,
+    #[serde(default)]
+    pub cards: Vec<KeypadCard>,
+}
+
+impl std::fmt::Debug for KeypadTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeypadTable")
+            .field("machine_id", &self.machine_id)
+            .field("version", &self.version)
+            .field("rolling_pins", &self.rolling_pins.len())
+            .field("static_pins", &self.static_pins.len())
+            .field("cards", &self.cards.len())
+            .finish()
+    }
+}
+
+/// Who a keypad entry stands for: a key, its operator (personal keys) and its version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct KeypadHolder {
+    pub key_id: String,
+    /// `None` for a non-personal key.
+    #[serde(default)]
+    pub operator_id: Option<String>,
+    /// The key's version (revocation lists refuse serials below their `min_serial`).
+    pub serial: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub valid_from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub valid_to: OffsetDateTime,
+}
+
+/// One Rolling PIN key on a keypad.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct KeypadRollingPin {
+    #[serde(flatten)]
+    pub holder: KeypadHolder,
+    #[serde(flatten)]
+    pub pin: crate::model::RollingPinInfo,
+    /// base64url. Secret.
+    pub seed: String,
+}
+
+impl std::fmt::Debug for KeypadRollingPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeypadRollingPin")
+            .field("holder", &self.holder)
+            .field("pin", &self.pin)
+            .field("seed", &"<redacted>")
+            .finish()
+    }
+}
+
+/// One Static PIN on a keypad.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct KeypadStaticPin {
+    #[serde(flatten)]
+    pub holder: KeypadHolder,
+    /// 4–8 digits. Secret.
+    pub static_pin: String,
+}
+
+impl std::fmt::Debug for KeypadStaticPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeypadStaticPin")
+            .field("holder", &self.holder)
+            .field("static_pin", &"<redacted>")
+            .finish()
+    }
+}
+
+/// One card (Primary Key Card, Key Card or IPAF Card) the card reader accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct KeypadCard {
+    #[serde(flatten)]
+    pub holder: KeypadHolder,
+    pub access_type: AccessType,
+    pub card_id: String,
+}
+
+/// The domain-separation prefix of a machine's keypad-table request signature.
+pub const MACHINE_KEYPAD_CONTEXT: &str = "opkey-machine-keypad-v1";
+
+/// `POST /machine/v1/keypad`, signed like a usage upload (header
+/// [`MACHINE_SIGNATURE_HEADER`], over `opkey-machine-keypad-v1\n` ‖ hex SHA-256 of the
+/// body): the machine asks for its keypad table. Answers 200 with a [`KeypadTable`], or
+/// 204 when `known_version` is already the latest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MachineKeypadRequest {
+    pub machine_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+    /// 16 random bytes, base64url, never reused.
+    pub nonce: String,
+    /// The table version the machine holds (0: none).
+    #[serde(default)]
+    pub known_version: u64,
+}
+
+/// The bytes a machine signs for a keypad-table request.
+pub fn machine_keypad_message(body: &[u8]) -> Vec<u8> {
+    format!("{MACHINE_KEYPAD_CONTEXT}\n{}", crate::encoding::sha256_hex(body)).into_bytes()
 }
 
 /// One issued grant, as the phone stores and presents it.
@@ -460,7 +643,8 @@ pub struct RevocationRecord {
 }
 
 /// `GET /admin/v1/machines/{id}/provisioning`: what a telematics unit needs to verify
-/// grants offline. Holds no secret: the machine's private key never leaves the machine.
+/// grants offline, and its keypad table when it has a keypad (secret, see `keypad`). The
+/// machine's private key never leaves the machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct MachineProvisioning {
@@ -481,6 +665,11 @@ pub struct MachineProvisioning {
     /// it is online; `None` for a unit that only works offline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_url: Option<String>,
+    /// The keypad table at provisioning time, for a machine with a keypad. **Secret** (PIN
+    /// seeds and Static PINs): keep the bundle file like the machine key, readable by the
+    /// unit only. The unit refreshes it with `POST /machine/v1/keypad`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keypad: Option<KeypadTable>,
 }
 
 /// The header of `POST /machine/v1/usage` that carries the machine's signature:

@@ -328,6 +328,32 @@ pub struct Key {
     /// The card's id, for card access types.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_id: Option<String>,
+    /// Where a Rolling PIN key sits on keypads and how its codes are made (not secret; the
+    /// seed travels separately, see `api::PinSecretRecord`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling_pin: Option<RollingPinInfo>,
+}
+
+/// A Rolling PIN key's public settings (PROTOCOL.md Part 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RollingPinInfo {
+    /// The key's keypad slot, the same on every machine of the key (1 to 495).
+    #[cfg_attr(feature = "openapi", schema(value_type = u16))]
+    pub slot: crate::pin::KeypadSlot,
+    pub algorithm: crate::pin::PinAlgorithm,
+    pub digits: u8,
+    pub period_s: u32,
+}
+
+impl RollingPinInfo {
+    pub fn spec(&self) -> crate::pin::PinSpec {
+        crate::pin::PinSpec {
+            algorithm: self.algorithm,
+            digits: self.digits,
+            period_s: self.period_s,
+        }
+    }
 }
 
 impl Key {

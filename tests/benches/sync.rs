@@ -59,6 +59,10 @@ async fn main() {
                         valid_to: now + time::Duration::days(30 + (i % 60) as i64),
                         description: format!("bench key {i}"),
                         card_id: None,
+                        static_pin: None,
+                        pin_algorithm: None,
+                        pin_digits: None,
+                        pin_period_s: None,
                     })
                     .await
                     .expect("key created");

@@ -84,6 +84,10 @@ async fn a_device_holds_at_most_495_static_pins_and_the_error_names_it() {
         valid_to: now + Duration::days(30),
         description: format!("slot {i}"),
         card_id: access_type.is_card().then(|| format!("card-{i}")),
+        static_pin: None,
+        pin_algorithm: None,
+        pin_digits: None,
+        pin_period_s: None,
     };
     for i in 0..SlotClass::DEVICE_LIMIT {
         backend

@@ -95,6 +95,10 @@ async fn run(actions: Vec<Action>) {
                         valid_to: from + Duration::hours(lasts_hours),
                         description: String::new(),
                         card_id: access_type.is_card().then(|| format!("card-{n}")),
+                        static_pin: None,
+                        pin_algorithm: None,
+                        pin_digits: None,
+                        pin_period_s: None,
                     })
                     .await
                     .unwrap();

@@ -75,6 +75,10 @@ async fn expired_and_upcoming_keys_are_shown_but_never_usable() {
         valid_to: now + to,
         description: String::new(),
         card_id: None,
+        static_pin: None,
+        pin_algorithm: None,
+        pin_digits: None,
+        pin_period_s: None,
     };
     let ended = backend
         .admin
@@ -320,6 +324,10 @@ async fn one_operator_in_two_organizations_gets_keys_from_both() {
                 valid_to: now + Duration::days(1),
                 description: String::new(),
                 card_id: None,
+                static_pin: None,
+                pin_algorithm: None,
+                pin_digits: None,
+                pin_period_s: None,
             })
             .await
             .unwrap();

@@ -104,6 +104,7 @@ fn batch(n: usize) -> SyncBatch {
             version: i as u64,
             revoked: false,
             card_id: None,
+            rolling_pin: None,
         })
         .collect();
     let machines = (0..50)

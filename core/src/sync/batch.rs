@@ -223,6 +223,7 @@ mod tests {
             version,
             revoked: false,
             card_id: None,
+            rolling_pin: None,
         }
     }
 
@@ -243,6 +244,7 @@ mod tests {
             grants: vec![],
             revocations: vec![],
             issuer_public_key: None,
+            pin_secrets: Vec::new(),
         }
     }
 

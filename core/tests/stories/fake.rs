@@ -248,6 +248,7 @@ impl Fake {
             version,
             revoked: false,
             card_id: None,
+            rolling_pin: None,
         });
     }
 
@@ -739,6 +740,7 @@ fn sync_page(s: &State, operator: &str, cursor: u64, now: OffsetDateTime) -> Rep
             grants,
             revocations,
             issuer_public_key: Some(b64(s.issuer.public_key())),
+            pin_secrets: Vec::new(),
         },
     )
 }

@@ -111,6 +111,7 @@ pub fn provisioning(
         relock_after_s: 120,
         revocations: revocations.map(b64),
         server_url: None,
+        keypad: None,
     }
 }
 

@@ -102,6 +102,7 @@ fn the_process_unlocks_over_its_local_socket_and_relocks_by_itself() {
         relock_after_s: 1,
         revocations: None,
         server_url: None,
+        keypad: None,
     };
     let provision_file = dir.path().join("provisioning.json");
     std::fs::write(&provision_file, serde_json::to_vec(&provisioning).unwrap()).unwrap();

@@ -83,6 +83,7 @@ impl Site {
             relock_after_s: self.relock_after_s,
             revocations: self.revocations.as_deref().map(b64),
             server_url: None,
+            keypad: None,
         }
     }
 

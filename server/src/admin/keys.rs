@@ -181,6 +181,7 @@ pub async fn create(
         version: 1,
         revoked: false,
         card_id: clean_card_id(body.access_type, body.card_id.as_deref())?,
+        rolling_pin: None,
     };
     let now = state.now();
     let stored = key.clone();

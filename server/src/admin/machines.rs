@@ -212,6 +212,7 @@ pub async fn provisioning(
         relock_after_s: state.relock_after_s,
         revocations: list.map(|(_, bytes)| b64(&bytes)),
         server_url: Some(state.public_url.to_string()),
+        keypad: None,
     }))
 }
 

@@ -29,6 +29,7 @@ fn key(row: &Row<'_>) -> rusqlite::Result<Key> {
         revoked: row.get(8)?,
         card_id: row.get(9)?,
         machine_ids: id_list(row.get(10)?),
+        rolling_pin: None,
     })
 }
 

@@ -125,6 +125,7 @@ pub async fn sync(
                 grants: grants.into_iter().map(|(g, _)| g).collect(),
                 revocations: lists.into_iter().map(|(l, _)| l).collect(),
                 issuer_public_key: Some(issuer.public_key().to_owned()),
+                pin_secrets: Vec::new(),
             };
             Ok((response, issued))
         })
