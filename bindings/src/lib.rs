@@ -13,6 +13,7 @@
 //! | [`platform`] | the foreign [`SecretStore`] and [`Signer`] | sees a hardware key's private part |
 //! | [`events`] | [`ChangeListener`], [`ChangeSubscription`], [`SyncProgressListener`] | blocks the thread that changed something |
 //! | [`cancel`] | [`CancelHandle`] | |
+//! | [`pin`] | [`PinView`], [`StaticPin`], [`ClockStatus`], [`PinError`], the foreign [`PinListener`] and its [`PinWatch`] | logs a PIN |
 //! | [`logging`] | the foreign [`Logger`], [`install_logger`] | forwards a secret |
 //! | `runtime` | the one tokio runtime every async export runs on | uses the caller's executor |
 //! | [`records`] | the records and enums the apps show | holds a secret |
@@ -28,6 +29,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod logging;
+pub mod pin;
 pub mod platform;
 pub mod records;
 mod runtime;
@@ -39,10 +41,11 @@ pub use config::OpKeyConfig;
 pub use error::{InviteProblem, OpKeyError, PlatformError};
 pub use events::{ChangeEvent, ChangeListener, ChangeSubscription, SyncProgressListener};
 pub use logging::{LogLevel, LogRecord, Logger, install_logger};
+pub use pin::{ClockStatus, PinError, PinListener, PinStopReason, PinView, PinWatch, StaticPin};
 pub use platform::{SecretStore, Signer};
 pub use records::{
     AccessType, Enrollment, InviteForm, Key, KeyState, Keypad, Machine, Operator, Organization, ParsedInvite,
-    Status, SyncProgress, SyncReport, TelematicsUnit,
+    RollingPinSettings, Status, SyncProgress, SyncReport, TelematicsUnit,
 };
 pub use transport::{Advertisement, BleConnection, BleTransport, TransportError};
 pub use unlock::{
@@ -152,6 +155,34 @@ impl OpKey {
     /// Enrollment, last sync, server-time offset and clock warning, key counts.
     pub fn status(&self) -> Result<Status, OpKeyError> {
         Ok(self.core.status()?.into())
+    }
+
+    /// The Rolling PIN of `key_id` to type on the keypad now, with when it rotates.
+    /// Works offline for the key's whole validity (server-corrected clock).
+    pub fn pin(&self, key_id: String) -> Result<PinView, PinError> {
+        Ok(self.core.pin(&key_id)?.into())
+    }
+
+    /// A personal Static PIN, as synced. Works offline.
+    pub fn static_pin(&self, key_id: String) -> Result<StaticPin, PinError> {
+        Ok(self.core.static_pin(&key_id)?.into())
+    }
+
+    /// The phone clock against the server's, with a warning when it is off by more than
+    /// one step of the shortest Rolling PIN period.
+    pub fn clock_status(&self) -> Result<ClockStatus, OpKeyError> {
+        Ok(self.core.clock_status()?.into())
+    }
+
+    /// Calls `listener` with the PIN of `key_id` now (before returning) and at each
+    /// rotation, until the returned watch is cancelled (dropping it does not stop it) or
+    /// the key can no longer give a PIN (`on_stopped`).
+    pub fn watch_pin(
+        &self,
+        key_id: String,
+        listener: Arc<dyn PinListener>,
+    ) -> Result<Arc<PinWatch>, PinError> {
+        pin::start(&self.core, &key_id, listener)
     }
 
     /// The server-corrected time the core uses for key validity.

@@ -22,7 +22,22 @@ pub struct Key {
     pub usable: bool,
     /// Sorted by name.
     pub machines: Vec<Machine>,
+    /// The card's id, for card access types (read-only).
     pub card_id: Option<String>,
+    /// A Rolling PIN key's keypad slot and code settings.
+    pub rolling_pin: Option<RollingPinSettings>,
+    /// The phone holds this key's PIN (Rolling PIN seed or personal Static PIN).
+    pub pin_synced: bool,
+}
+
+/// A Rolling PIN key's public settings.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RollingPinSettings {
+    pub slot: u16,
+    /// "sha1", "sha256" or "sha512".
+    pub algorithm: String,
+    pub digits: u8,
+    pub period_s: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -181,6 +196,13 @@ impl From<opkey_core::KeyView> for Key {
             usable: k.usable,
             machines: k.machines.into_iter().map(Into::into).collect(),
             card_id: k.card_id,
+            rolling_pin: k.rolling_pin.map(|p| RollingPinSettings {
+                slot: p.slot.get(),
+                algorithm: p.algorithm.as_str().to_owned(),
+                digits: p.digits,
+                period_s: p.period_s,
+            }),
+            pin_synced: k.pin_synced,
         }
     }
 }

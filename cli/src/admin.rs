@@ -205,6 +205,18 @@ enum KeyCommand {
         /// The card's id, for card access types.
         #[arg(long = "card-id")]
         card_id: Option<String>,
+        /// Rolling PIN keys: digits of the code, 6–10 (default 6; the operator types 3 more).
+        #[arg(long = "pin-digits", value_name = "N")]
+        pin_digits: Option<u8>,
+        /// Rolling PIN keys: seconds per PIN, 30–3600 (default 60).
+        #[arg(long = "pin-period", value_name = "SECONDS")]
+        pin_period: Option<u32>,
+        /// Rolling PIN keys: sha1, sha256 (default) or sha512.
+        #[arg(long = "pin-algorithm", value_name = "ALG", value_parser = parse_pin_algorithm)]
+        pin_algorithm: Option<opkey_protocol::pin::PinAlgorithm>,
+        /// Static PIN keys: the PIN, 4–8 digits (left out, the backend generates one).
+        #[arg(long = "static-pin", value_name = "DIGITS")]
+        static_pin: Option<String>,
     },
     List {
         #[arg(long)]
@@ -612,6 +624,10 @@ async fn key(client: &AdminClient, cmd: KeyCommand, json: bool) -> Result<(), Cl
             to,
             description,
             card_id,
+            pin_digits,
+            pin_period,
+            pin_algorithm,
+            static_pin,
         } => {
             let body = CreateKey {
                 operator_id: operator,
@@ -621,10 +637,10 @@ async fn key(client: &AdminClient, cmd: KeyCommand, json: bool) -> Result<(), Cl
                 valid_to: to,
                 description,
                 card_id,
-                static_pin: None,
-                pin_algorithm: None,
-                pin_digits: None,
-                pin_period_s: None,
+                static_pin,
+                pin_algorithm,
+                pin_digits,
+                pin_period_s: pin_period,
             };
             let k = client.create_key(&body).await?;
             if json {
@@ -715,6 +731,11 @@ fn event_kind(kind: UsageEventKind) -> &'static str {
 fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(s, &Rfc3339)
         .map_err(|_| format!("'{s}' is not an RFC 3339 time, e.g. 2026-12-01T07:00:00Z"))
+}
+
+fn parse_pin_algorithm(s: &str) -> Result<opkey_protocol::pin::PinAlgorithm, String> {
+    s.parse()
+        .map_err(|e: opkey_protocol::pin::PinSpecError| e.to_string())
 }
 
 fn parse_access_type(s: &str) -> Result<AccessType, String> {

@@ -3,7 +3,9 @@
 //! (the real core) — told as a short, readable story. The three machines are simulated
 //! telematics units (`opkey-machine`, in memory) that the phones reach over the core's
 //! in-memory radio: unlocks, a usage session, a revocation that an offline machine learns
-//! from another operator's phone. Everything it shows goes through
+//! from another operator's phone, and at a second site where phones stay in the cabin a
+//! Rolling PIN read offline and typed on the keypad (a replay and wrong guesses refused,
+//! then a lockout). Everything it shows goes through
 //! the same admin client and phone core as the rest of the CLI.
 
 use crate::error::CliError;
@@ -15,7 +17,9 @@ use opkey_core::{
     CancelToken, CoreConfig, FileSecretStore, InMemoryTransport, KeyView, LinkConditions, OpKey,
     UnlockOutcome, UnlockReport,
 };
-use opkey_machine::{Machine, MemoryStore, SessionEnd};
+use opkey_machine::{
+    KeypadOutcome, KeypadRefusal, KeypadReply, Machine, MemoryStore, SessionEnd, TableUpdate,
+};
 use opkey_protocol::api::{AdminRole, CreateAdminUser, CreateKey, CreateMachine, CreateOperator, EditKey};
 use opkey_protocol::{AccessType, Clock, Keypad, SystemClock, TelematicsUnit};
 use opkey_server::admin_client::AdminClient;
@@ -166,7 +170,7 @@ pub async fn run() -> Result<(), CliError> {
             None,
         ))
         .await?;
-    admin
+    let quarry_pin = admin
         .create_key(&key(
             AccessType::RollingPin,
             &telehandler.id,
@@ -341,6 +345,16 @@ pub async fn run() -> Result<(), CliError> {
         ),
     );
 
+    let quarry = QuarryScene {
+        story: &mut story,
+        phone: &phone,
+        operator: &operator.operator,
+        telehandler: &telehandler,
+        unit: &telehandler_unit,
+        key_id: &quarry_pin.id,
+    };
+    quarry.fetch_keypad_table(&admin).await?;
+
     server.shutdown().await;
     story.say("Backend", "stopped: from here on there is no network at all");
 
@@ -379,6 +393,15 @@ pub async fn run() -> Result<(), CliError> {
         .lock(&excavator.id, ola_radio.clone(), &CancelToken::new())
         .await?;
     story.say("Phone", format!("locks it: {}", outcome_line(&report)));
+    QuarryScene {
+        story: &mut story,
+        phone: &phone,
+        operator: &operator.operator,
+        telehandler: &telehandler,
+        unit: &telehandler_unit,
+        key_id: &quarry_pin.id,
+    }
+    .at_the_keypad()?;
     println!("\nDone. The temporary backend and phone files are removed on exit.");
     Ok(())
 }
@@ -644,6 +667,188 @@ async fn revocation_reaches_the_machine(
         ),
     }
     Ok(kari_phone)
+}
+
+/// Site 2, the quarry: phones are not allowed at the machine. Ola reads her Rolling PIN
+/// offline and types it on the telehandler's keypad; wrong guesses lock the keypad out.
+struct QuarryScene<'a> {
+    story: &'a mut Story,
+    phone: &'a OpKey,
+    operator: &'a opkey_protocol::Operator,
+    telehandler: &'a opkey_protocol::Machine,
+    unit: &'a SimulatedUnit,
+    key_id: &'a str,
+}
+
+impl QuarryScene<'_> {
+    /// While the backend is up: the unit, online for a moment, takes its newer keypad
+    /// table (the Rolling PIN key was created after the unit was provisioned).
+    async fn fetch_keypad_table(self, admin: &AdminClient) -> Result<(), CliError> {
+        let bundle = admin.machine_provisioning(&self.telehandler.id).await?;
+        let table = bundle
+            .keypad
+            .ok_or_else(|| CliError::Io(format!("{} has no keypad table", self.telehandler.name)))?;
+        let pins = table.rolling_pins.len();
+        let update = self
+            .unit
+            .machine()
+            .apply_keypad_table(table)
+            .map_err(unit_failed)?;
+        let version = match update {
+            TableUpdate::Replaced { version } => version,
+            TableUpdate::Ignored { held, .. } => held,
+        };
+        self.story.say(
+            "Machine",
+            format!(
+                "{} at the quarry (site 2), online for a moment, took its keypad table #{version} \
+                 ({pins} Rolling PIN key)",
+                self.telehandler.name
+            ),
+        );
+        Ok(())
+    }
+
+    /// Offline: read the PIN, type it, see it refused when replayed, guesses locked out.
+    fn at_the_keypad(self) -> Result<(), CliError> {
+        let Self {
+            story,
+            phone,
+            operator,
+            telehandler,
+            unit,
+            key_id,
+        } = self;
+        let view = phone.pin(key_id)?;
+        story.say(
+            "Phone",
+            format!(
+                "at the quarry phones stay in the cabin: Ola reads her Rolling PIN for {} offline:",
+                telehandler.name
+            ),
+        );
+        let (slot, code) = view.pin.split_at(3.min(view.pin.len()));
+        story.detail(format!(
+            "{slot} {code}   valid {} s more (slot {slot}, {} digits, new PIN every {} s)",
+            view.seconds_left, view.digits, view.period_s
+        ));
+        if let Some(warning) = &view.clock_warning {
+            story.detail(format!("warning: {warning}"));
+        }
+
+        let reply = type_on_keypad(unit, &view.pin)?;
+        match reply.outcome {
+            KeypadOutcome::Accepted(access) => {
+                story.say(
+                    "Keypad",
+                    format!(
+                        "Ola walks over and types it: accepted, relay {}, usage session {} for {} ({})",
+                        if unit.machine().relay().is_on() {
+                            "ON"
+                        } else {
+                            "off"
+                        },
+                        access.usage_session,
+                        operator.name,
+                        access
+                            .operator_id
+                            .as_deref()
+                            .unwrap_or("no operator: not a personal key"),
+                    ),
+                );
+                let mut machine = unit.machine();
+                machine.start_engine().map_err(unit_failed)?;
+                machine.stop_engine(SystemClock.now()).map_err(unit_failed)?;
+                if let Some(s) = machine.usage().sessions().last() {
+                    story.detail(format!(
+                        "she works, stops the engine: session {} recorded with key {} and operator {}",
+                        s.usage_session,
+                        s.key_id,
+                        s.operator_id.as_deref().unwrap_or("none")
+                    ));
+                }
+            }
+            KeypadOutcome::Refused(reason) => {
+                story.say("Keypad", format!("Ola types it: REFUSED: {reason}"));
+            }
+        }
+
+        let reply = type_on_keypad(unit, &view.pin)?;
+        story.say(
+            "Keypad",
+            format!(
+                "someone who saw her type it tries the same PIN: {}",
+                keypad_line(&reply.outcome)
+            ),
+        );
+
+        let mut guesses = Vec::new();
+        for n in 1..=4u32 {
+            let guess = wrong_code(slot, code, n);
+            guesses.push(keypad_line(&type_on_keypad(unit, &guess)?.outcome));
+        }
+        story.say("Keypad", "then guesses four PINs in her slot:");
+        story.detail(
+            guesses
+                .iter()
+                .enumerate()
+                .map(|(i, line)| format!("#{}: {line}", i + 1))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        let locked = unit
+            .machine()
+            .keypad_locked_out_for(SystemClock.now())
+            .unwrap_or(0);
+        story.detail(format!(
+            "three wrong entries are free; the fourth locked the keypad for {locked} s"
+        ));
+
+        let view = phone.pin(key_id)?;
+        let reply = type_on_keypad(unit, &view.pin)?;
+        story.say(
+            "Keypad",
+            format!(
+                "even Ola's PIN, typed during the lockout: {}",
+                keypad_line(&reply.outcome)
+            ),
+        );
+        Ok(())
+    }
+}
+
+/// Digits typed on the simulated unit's keypad now.
+fn type_on_keypad(unit: &SimulatedUnit, typed: &str) -> Result<KeypadReply, CliError> {
+    unit.machine()
+        .keypad_entry(typed, SystemClock.now())
+        .map_err(unit_failed)
+}
+
+/// The `n`-th wrong guess: the right slot, a code that is not the one shown.
+fn wrong_code(slot: &str, code: &str, n: u32) -> String {
+    let shifted: String = code
+        .chars()
+        .map(|c| {
+            let d = c.to_digit(10).unwrap_or(0);
+            char::from_digit((d + n) % 10, 10).unwrap_or('0')
+        })
+        .collect();
+    format!("{slot}{shifted}")
+}
+
+/// `accepted (usage session 3)`, `REFUSED: wrong PIN`, `REFUSED: locked for 30 s`.
+fn keypad_line(outcome: &KeypadOutcome) -> String {
+    match outcome {
+        KeypadOutcome::Accepted(access) => format!("accepted (usage session {})", access.usage_session),
+        KeypadOutcome::Refused(KeypadRefusal::LockedOut { retry_after_s }) => {
+            format!("REFUSED: locked for {retry_after_s} s more")
+        }
+        KeypadOutcome::Refused(reason) => format!("REFUSED: {reason}"),
+    }
+}
+
+fn unit_failed(e: opkey_machine::MachineError) -> CliError {
+    CliError::Io(format!("the simulated machine failed: {e}"))
 }
 
 /// `unlocked (start the engine within 120 s)`, `locked`, `refused: revoked`.

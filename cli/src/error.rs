@@ -21,6 +21,9 @@ pub enum CliError {
     /// The machine answered and refused; its relay did not move.
     #[error("{machine} refused: {}", describe_refusal(*reason))]
     Refused { machine: String, reason: DenyReason },
+    /// `opkey pin`: the key cannot give a PIN (see the exit status).
+    #[error(transparent)]
+    Pin(#[from] opkey_core::PinError),
     #[error("{0}")]
     Io(String),
 }
@@ -34,8 +37,9 @@ impl CliError {
     }
 
     /// 2: the command was wrong; 3: the network or server; 4: the machine could not be
-    /// reached (range, Bluetooth, a dropped link); 5: the machine refused; 1: anything
-    /// else, including what the phone refuses before any radio traffic.
+    /// reached (range, Bluetooth, a dropped link); 5: the machine refused; 6: not a PIN
+    /// key; 7: the PIN is not synced to this installation; 8: the key is not usable now;
+    /// 1: anything else, including what the phone refuses before any radio traffic.
     pub fn exit_status(&self) -> u8 {
         match self {
             CliError::Usage { .. } | CliError::Invite(_) => 2,
@@ -43,6 +47,11 @@ impl CliError {
             CliError::Core(opkey_core::Error::Network { .. } | opkey_core::Error::Timeout) => 3,
             CliError::Unlock(e) if reaching_the_machine(e) => 4,
             CliError::Refused { .. } => 5,
+            CliError::Pin(
+                opkey_core::PinError::NotRollingPin { .. } | opkey_core::PinError::NotStaticPin { .. },
+            ) => 6,
+            CliError::Pin(opkey_core::PinError::NotSynced { .. }) => 7,
+            CliError::Pin(opkey_core::PinError::NotUsable { .. }) => 8,
             _ => 1,
         }
     }
@@ -72,6 +81,7 @@ impl CliError {
                 Some("pass the backend with --server URL, e.g. `opkey invite CODE --server https://keys.example.com`".into())
             }
             CliError::Unlock(e) => unlock_hint(e),
+            CliError::Pin(e) => pin_hint(e),
             CliError::Refused { reason, .. } => refusal_hint(*reason),
             _ => None,
         }
@@ -114,6 +124,20 @@ fn unlock_hint(e: &UnlockError) -> Option<String> {
         UnlockError::PermissionMissing => "allow this program to use Bluetooth",
         UnlockError::TimedOut | UnlockError::Disconnected => "stay close to the machine and try again",
         _ => return None,
+    };
+    Some(hint.to_owned())
+}
+
+fn pin_hint(e: &opkey_core::PinError) -> Option<String> {
+    use opkey_core::PinError as E;
+    let hint = match e {
+        E::KeyNotFound { .. } => "run `opkey sync`, then `opkey keys` to see your keys",
+        E::NotRollingPin { .. } | E::NotStaticPin { .. } => {
+            "`opkey keys` shows each key's type: only Rolling PIN and personal Static PIN keys have a PIN here"
+        }
+        E::NotSynced { .. } => "run `opkey sync` once while online; the PIN then works offline",
+        E::NotUsable { .. } => "run `opkey sync`; if the key is still not usable, ask your fleet admin",
+        E::Store(_) => return None,
     };
     Some(hint.to_owned())
 }

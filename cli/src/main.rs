@@ -12,6 +12,7 @@ mod error;
 mod home;
 mod output;
 mod phone;
+mod pin;
 mod simulated;
 mod unlock;
 
@@ -26,7 +27,10 @@ use url::Url;
 #[command(
     name = "opkey",
     version,
-    about = "OpKey: machine keys on your phone, from the desktop"
+    about = "OpKey: machine keys on your phone, from the desktop",
+    after_help = "Exit status: 0 ok; 1 other failure; 2 bad command or invite; 3 network or server; \
+4 machine not reachable; 5 machine refused; 6 not a PIN key; 7 PIN not synced to this \
+installation; 8 key not usable now (expired, revoked, not yet valid)."
 )]
 struct Cli {
     /// Folder holding this installation's keys and settings (default: $OPKEY_HOME or ~/.opkey).
@@ -66,6 +70,19 @@ enum Command {
     Key { id: String },
     /// Enrollment, last sync, clock offset.
     Status,
+    /// Show the Rolling PIN of a key to type on the machine's keypad (works offline), or
+    /// a personal Static PIN.
+    ///
+    /// Exit status: 6 the key is not a PIN key; 7 its PIN is not on this installation
+    /// yet (run `opkey sync`); 8 the key is expired, revoked or not valid yet.
+    Pin {
+        /// The key's id, as `opkey keys` shows it.
+        key: String,
+        /// Keep showing the PIN with a countdown, rolling over to the next one, until
+        /// Ctrl-C (with --json: one JSON line per PIN).
+        #[arg(long)]
+        watch: bool,
+    },
     /// Unlock a machine with your Digital Key (it may then be started).
     Unlock(MachineArgs),
     /// Lock a machine with your Digital Key (its immobilizer goes on).
@@ -135,6 +152,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys { usable } => phone::keys(&home::Home::resolve(cli.home)?, usable, json),
         Command::Key { id } => phone::key(&home::Home::resolve(cli.home)?, &id, json),
         Command::Status => phone::status(&home::Home::resolve(cli.home)?, json),
+        Command::Pin { key, watch } => pin::run(&home::Home::resolve(cli.home)?, &key, watch, json).await,
         Command::Unlock(args) => {
             let home = home::Home::resolve(cli.home)?;
             let (machine, reach) = args.reach();

@@ -16,6 +16,7 @@
 //! | [`invite`] | reading links and codes, redeeming them | logs an invite secret |
 //! | `sync` | the HTTP client, sessions, applying sync pages, uploading usage events | keeps a token beyond memory |
 //! | [`views`] | the records the apps show | holds a secret |
+//! | [`pin`] | the Rolling PIN / Static PIN views, the clock status, the rotation watch | logs or formats a PIN or seed |
 //! | [`events`] | change listeners and their [`Subscription`]s | calls a listener under a lock |
 //! | [`cancel`] | the [`CancelToken`]; cancels land only while waiting on the network | touches the store |
 //! | [`logging`] | forwarding `tracing` lines to the app's [`LogSink`] | forwards a secret |
@@ -30,6 +31,7 @@ pub mod error;
 pub mod events;
 pub mod invite;
 pub mod logging;
+pub mod pin;
 pub mod secrets;
 pub mod signer;
 pub mod store;
@@ -44,7 +46,10 @@ pub use events::{ChangeEvent, ChangeListener, Subscription};
 pub use invite::{InviteError, InviteForm, ParsedInvite};
 pub use logging::{LogLevel, LogRecord, LogSink, install_log_sink};
 pub use opkey_protocol::api::{ErrorCode, OperatorProfile, UsageEvent, UsageEventKind};
+pub use opkey_protocol::model::RollingPinInfo;
+pub use opkey_protocol::pin::PinAlgorithm;
 pub use opkey_protocol::{AccessType, Clock, KeyState, Keypad, Organization, TelematicsUnit};
+pub use pin::{ClockStatus, PinError, PinListener, PinUnusable, PinView, PinWatch, StaticPinView};
 pub use secrets::{FileSecretStore, MemorySecretStore, SecretStore, SecretStoreError};
 pub use signer::{Signer, SignerError, SoftwareSigner};
 pub use store::StoreError;
@@ -276,6 +281,57 @@ impl OpKey {
             revoked: phone.revoked,
             pending_invite: phone.pending_server_url.is_some(),
         })
+    }
+
+    /// The Rolling PIN of `key_id` to type on a keypad now (server-corrected time), with
+    /// when it rotates and a clock warning. Works offline for the key's whole validity.
+    pub fn pin(&self, key_id: &str) -> Result<PinView, PinError> {
+        let record = self.pin_record(key_id)?;
+        let offset = *self.offset();
+        pin::rolling_view(&record, self.now(), offset)
+    }
+
+    /// The personal Static PIN of `key_id`, as synced. Works offline.
+    pub fn static_pin(&self, key_id: &str) -> Result<StaticPinView, PinError> {
+        let record = self.pin_record(key_id)?;
+        pin::static_view(&record, self.now())
+    }
+
+    fn pin_record(&self, key_id: &str) -> Result<crate::store::PinKeyRecord, PinError> {
+        self.store()
+            .pin_key(key_id)?
+            .ok_or_else(|| PinError::KeyNotFound {
+                id: key_id.to_owned(),
+            })
+    }
+
+    /// The phone clock against the server's (offset from the last exchange), with a
+    /// warning when it is off by more than one step of the shortest Rolling PIN period.
+    pub fn clock_status(&self) -> Result<ClockStatus, Error> {
+        let shortest = self.store().shortest_pin_period()?;
+        let offset = *self.offset();
+        Ok(pin::clock_status(offset, shortest, self.now()))
+    }
+
+    /// Calls `listener` with the PIN of `key_id` now (before returning) and at each
+    /// rotation, until [`PinWatch::cancel`] or this `OpKey` is dropped. A background thread
+    /// wakes at each rotation (and at least once a second) and reads the injected clock.
+    pub fn watch_pin(
+        self: &Arc<Self>,
+        key_id: &str,
+        listener: Arc<dyn PinListener>,
+    ) -> Result<PinWatch, PinError> {
+        pin::watch(self, key_id, listener, true)
+    }
+
+    /// [`OpKey::watch_pin`] without the background thread: rotations are seen only when
+    /// [`PinWatch::tick`] is called (the app's own timer, or a test's manual clock).
+    pub fn watch_pin_manually(
+        self: &Arc<Self>,
+        key_id: &str,
+        listener: Arc<dyn PinListener>,
+    ) -> Result<PinWatch, PinError> {
+        pin::watch(self, key_id, listener, false)
     }
 
     /// The server-corrected time: the injected clock plus the last measured offset.

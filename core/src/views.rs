@@ -3,6 +3,7 @@
 //! store and the facade. Holds nothing secret.
 
 use opkey_protocol::api::{OperatorProfile, UsageEvent};
+use opkey_protocol::model::RollingPinInfo;
 use opkey_protocol::{AccessType, KeyState, Keypad, Organization, TelematicsUnit};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -28,7 +29,13 @@ pub struct KeyView {
     pub usable: bool,
     /// Sorted by name.
     pub machines: Vec<MachineView>,
+    /// The card's id, for card access types (shown read-only).
     pub card_id: Option<String>,
+    /// A Rolling PIN key's keypad slot and code settings (not secret).
+    pub rolling_pin: Option<RollingPinInfo>,
+    /// The phone holds this key's PIN secret (a Rolling PIN seed or a personal Static
+    /// PIN): [`crate::OpKey::pin`] / [`crate::OpKey::static_pin`] work offline.
+    pub pin_synced: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -120,7 +127,13 @@ pub const CLOCK_WARNING_THRESHOLD_MS: i64 = 30_000;
 /// The warning shown when the phone clock is off by more than 30 s. `offset_ms` is
 /// server time minus phone time: positive means the phone is slow.
 pub fn clock_warning(offset_ms: i64) -> Option<String> {
-    if offset_ms.abs() <= CLOCK_WARNING_THRESHOLD_MS {
+    clock_warning_beyond(offset_ms, CLOCK_WARNING_THRESHOLD_MS)
+}
+
+/// The clock warning when the phone clock is off by more than `threshold_ms` (for a
+/// Rolling PIN: one step of the key's period).
+pub fn clock_warning_beyond(offset_ms: i64, threshold_ms: i64) -> Option<String> {
+    if offset_ms.abs() <= threshold_ms {
         return None;
     }
     let secs = (offset_ms.unsigned_abs() + 500) / 1000;

@@ -44,6 +44,8 @@ pub enum MachineError {
     Frame(#[from] FrameError),
     #[error("the engine cannot start: the immobilizer relay is off")]
     Immobilized,
+    #[error("keypad table refused: {0}")]
+    KeypadTable(#[from] crate::keypad::KeypadTableError),
 }
 
 impl MachineError {

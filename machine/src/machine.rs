@@ -3,20 +3,23 @@
 //! and applies every decision in the order PROTOCOL.md 2.8 asks: persist, then move the
 //! relay, then answer. Synchronous and sans-IO apart from its store: time is passed in
 //! (`now`, the machine's RTC), timers advance only in [`Machine::tick`], and the link
-//! reaches it through [`crate::Connection`]. It never logs and never holds a secret
-//! outside the verifier.
+//! reaches it through [`crate::Connection`]. The keypad and card reader
+//! ([`Machine::keypad_entry`], [`Machine::present_card`]) drive the same relay and usage
+//! log. It never logs; its secrets (machine key, keypad table) never appear in `Debug`
+//! output or errors.
 
 use crate::MachineError;
 use crate::connection::ConnectionId;
+use crate::keypad::{Check, KeypadAccess, KeypadOutcome, KeypadVerifier, TableUpdate};
 use crate::provision::{Bundle, public_key_of, read_key_file};
 use crate::relay::Relay;
 use crate::store::{FileStore, STATE_FORMAT, StateStore, StoredState};
 use crate::usage::{SessionEnd, UsageLog, UsageSession};
-use opkey_protocol::api::MachineProvisioning;
+use opkey_protocol::api::{KeypadTable, MachineProvisioning};
 use opkey_protocol::ble::messages::{ErrorMessage, message_type};
 use opkey_protocol::ble::{
     Decision, FrameError, MachineConfig, MachineState, MachineVerifier, MessageType, ReasonCode,
-    RevocationUpdate, SetupError,
+    RevocationList, RevocationUpdate, SetupError,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use std::fmt;
@@ -131,6 +134,29 @@ pub struct Machine {
     /// The connection whose Hello is outstanding: only it may spend the challenge.
     challenge_owner: Option<ConnectionId>,
     next_connection: u64,
+    keypad: KeypadVerifier,
+    /// What the verifier is rebuilt from when the keypad takes a usage-session number.
+    setup: Setup,
+}
+
+/// The verifier's configuration, kept to rebuild it. Holds the machine key.
+struct Setup {
+    machine_key_pkcs8: Zeroizing<Vec<u8>>,
+    issuer_public_key: Vec<u8>,
+    challenge_lifetime_s: u16,
+    relock_after_s: u16,
+}
+
+impl Setup {
+    fn config(&self, machine_id: &str) -> MachineConfig {
+        MachineConfig {
+            machine_id: machine_id.to_owned(),
+            machine_key_pkcs8: self.machine_key_pkcs8.clone(),
+            issuer_public_key: self.issuer_public_key.clone(),
+            challenge_lifetime_s: self.challenge_lifetime_s,
+            relock_after_s: self.relock_after_s,
+        }
+    }
 }
 
 impl fmt::Debug for Machine {
@@ -141,6 +167,7 @@ impl fmt::Debug for Machine {
             .field("relay", &self.relay)
             .field("store", &self.store)
             .field("challenge_owner", &self.challenge_owner)
+            .field("keypad", &self.keypad)
             .finish_non_exhaustive()
     }
 }
@@ -172,7 +199,8 @@ impl Machine {
     }
 
     /// Loads the last state, checks the key against the bundle, applies the bundle's
-    /// revocation list, closes a usage session a restart interrupted, and saves.
+    /// revocation list and keypad table (kept only when newer than the one held), closes a
+    /// usage session a restart interrupted, and saves.
     pub fn with_rng(
         provisioning: &MachineProvisioning,
         machine_key_pkcs8: Zeroizing<Vec<u8>>,
@@ -185,8 +213,8 @@ impl Machine {
         if public_key != bundle.machine_public_key {
             return Err(MachineError::KeyMismatch);
         }
-        let (state, sessions, uploaded_through) = match store.load()? {
-            None => (MachineState::default(), Vec::new(), 0),
+        let (state, sessions, uploaded_through, keypad) = match store.load()? {
+            None => (MachineState::default(), Vec::new(), 0, Default::default()),
             Some(stored) => {
                 if stored.format != STATE_FORMAT {
                     return Err(MachineError::UnsupportedStateFormat {
@@ -200,17 +228,22 @@ impl Machine {
                         expected: provisioning.machine_id.clone(),
                     });
                 }
-                (stored.verifier, stored.usage, stored.usage_uploaded_through)
+                (
+                    stored.verifier,
+                    stored.usage,
+                    stored.usage_uploaded_through,
+                    stored.keypad,
+                )
             }
         };
-        let config = MachineConfig {
-            machine_id: provisioning.machine_id.clone(),
+        let setup = Setup {
             machine_key_pkcs8,
             issuer_public_key: bundle.issuer_public_key,
             challenge_lifetime_s: provisioning.challenge_lifetime_s,
             relock_after_s: provisioning.relock_after_s,
         };
-        let verifier = MachineVerifier::new(config, state, &*rng)?;
+        let verifier = MachineVerifier::new(setup.config(&provisioning.machine_id), state, &*rng)?;
+        let keypad = KeypadVerifier::new(&provisioning.machine_id, keypad)?;
         let mut machine = Self {
             name: provisioning.name.clone(),
             verifier,
@@ -220,12 +253,17 @@ impl Machine {
             rng,
             challenge_owner: None,
             next_connection: 0,
+            keypad,
+            setup,
         };
         if let Some(list) = bundle.revocations {
             machine
                 .verifier
                 .apply_revocations(&list)
                 .map_err(MachineError::BadBundleRevocations)?;
+        }
+        if let Some(table) = &provisioning.keypad {
+            machine.keypad.offer_table(table.clone())?;
         }
         // The relay is off after a restart, so a session left open ended then, at an
         // instant nobody recorded.
@@ -322,6 +360,134 @@ impl Machine {
             self.save()?;
         }
         Ok(update)
+    }
+
+    // ----- the keypad and card reader -----
+
+    /// Typed digits from the keypad (a Rolling PIN: slot prefix then code; or a Static
+    /// PIN), at `now` (the machine's RTC). Accepted: the relay goes on and a usage session
+    /// opens exactly as for a BLE unlock (state saved first). Refused: nothing moves; a
+    /// wrong entry counts towards a lockout. Never logs or returns what was typed.
+    pub fn keypad_entry(&mut self, typed: &str, now: OffsetDateTime) -> Result<KeypadReply, MachineError> {
+        let at = self.machine_unix(now);
+        let revocations = self.revocation_list();
+        let check = self.keypad.enter(typed, at, revocations.as_ref());
+        self.apply_check(check, now)
+    }
+
+    /// A card held to the reader (its id as read), at `now`; as [`Machine::keypad_entry`].
+    pub fn present_card(&mut self, card_id: &str, now: OffsetDateTime) -> Result<KeypadReply, MachineError> {
+        let at = self.machine_unix(now);
+        let revocations = self.revocation_list();
+        let check = self.keypad.present_card(card_id, at, revocations.as_ref());
+        self.apply_check(check, now)
+    }
+
+    /// A keypad table (from the backend): refused whole if any entry is bad (the table
+    /// held stays), ignored unless its version is higher than the one held, else kept and
+    /// saved before this returns.
+    pub fn apply_keypad_table(&mut self, table: KeypadTable) -> Result<TableUpdate, MachineError> {
+        let before = self.keypad.state().clone();
+        let update = self.keypad.offer_table(table)?;
+        if matches!(update, TableUpdate::Replaced { .. })
+            && let Err(e) = self.save()
+        {
+            self.keypad = KeypadVerifier::new(self.machine_id(), before)?;
+            return Err(e);
+        }
+        Ok(update)
+    }
+
+    /// The keypad table's version (0: none).
+    pub fn keypad_table_version(&self) -> u64 {
+        self.keypad.table_version()
+    }
+
+    /// Seconds the keypad stays locked out at `now`, if it is.
+    pub fn keypad_locked_out_for(&self, now: OffsetDateTime) -> Option<u64> {
+        self.keypad.locked_out_for(self.machine_unix(now))
+    }
+
+    /// The keypad's persisted state (table, throttle, last accepted steps). `Debug` of it
+    /// shows no secret; its serialized form does (seeds, Static PINs).
+    pub fn keypad(&self) -> &KeypadVerifier {
+        &self.keypad
+    }
+
+    fn apply_check(&mut self, check: Check, now: OffsetDateTime) -> Result<KeypadReply, MachineError> {
+        let holder = match check.outcome {
+            Err(reason) => {
+                if check.persist {
+                    self.save()?;
+                }
+                return Ok(KeypadReply {
+                    outcome: KeypadOutcome::Refused(reason),
+                    events: Vec::new(),
+                });
+            }
+            Ok(holder) => holder,
+        };
+        let usage_session = self.take_usage_session()?;
+        let started_at = self.machine_time(now);
+        let before = self.usage.clone();
+        self.usage.end(Some(started_at), SessionEnd::NextUnlock);
+        self.usage.start(UsageSession {
+            usage_session,
+            key_id: holder.key_id.clone(),
+            operator_id: holder.operator_id.clone(),
+            machine_id: self.machine_id().to_owned(),
+            started_at,
+            ended_at: None,
+            ended_by: None,
+        });
+        if let Err(e) = self.save() {
+            self.usage = before;
+            return Err(e);
+        }
+        let relock_after_s = self.setup.relock_after_s;
+        self.relay.unlock(now, relock_after_s);
+        Ok(KeypadReply {
+            outcome: KeypadOutcome::Accepted(KeypadAccess {
+                key_id: holder.key_id.clone(),
+                operator_id: holder.operator_id.clone(),
+                access_type: holder.access_type,
+                usage_session,
+            }),
+            events: vec![MachineEvent::Unlocked {
+                key_id: holder.key_id,
+                operator_id: holder.operator_id,
+                usage_session,
+                relock_after_s,
+            }],
+        })
+    }
+
+    /// The next usage-session number, from the verifier's counter so BLE and keypad
+    /// sessions never share one. The verifier is rebuilt on the advanced state; a BLE
+    /// challenge outstanding at that moment dies (the phone gets `StaleChallenge` and
+    /// asks again).
+    fn take_usage_session(&mut self) -> Result<u32, MachineError> {
+        let mut state = self.verifier.state().clone();
+        let usage_session = state.next_usage_session;
+        state.next_usage_session = usage_session.checked_add(1).unwrap_or(1);
+        let config = self.setup.config(self.machine_id());
+        self.verifier = MachineVerifier::new(config, state, &*self.rng)?;
+        self.challenge_owner = None;
+        Ok(usage_session)
+    }
+
+    /// The revocation list held (it verified when it was accepted).
+    fn revocation_list(&self) -> Option<RevocationList> {
+        self.verifier
+            .state()
+            .revocations
+            .as_deref()
+            .and_then(|bytes| RevocationList::decode(bytes).ok())
+    }
+
+    /// The machine's clock in Unix seconds: `max(rtc, floor)`.
+    fn machine_unix(&self, now: OffsetDateTime) -> i64 {
+        self.machine_time(now).unix_timestamp()
     }
 
     fn relock(&mut self, now: OffsetDateTime, reason: RelockReason) -> Result<MachineEvent, MachineError> {
@@ -487,9 +653,18 @@ impl Machine {
             verifier: self.verifier.state().clone(),
             usage: self.usage.sessions().to_vec(),
             usage_uploaded_through: self.usage.uploaded_through(),
+            keypad: self.keypad.state().clone(),
         };
         self.store.save(&stored)
     }
+}
+
+/// What the keypad or card reader answers, and what an observer learns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeypadReply {
+    pub outcome: KeypadOutcome,
+    /// `Unlocked` when accepted; nothing when refused.
+    pub events: Vec<MachineEvent>,
 }
 
 /// A plaintext Error that spends nothing and changes nothing.

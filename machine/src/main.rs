@@ -7,10 +7,17 @@
 //!   `start`, `stop`, `status`. With a server URL (the flag, or the bundle's `server_url`)
 //!   closed usage sessions are reported every SECS seconds and once more on SIGTERM or
 //!   Ctrl-C before exiting; a failed report is logged on stderr and retried.
+//!   `--keypad-listen ADDR` also serves the keypad and card reader line protocol (print
+//!   `keypad listening on ADDR` second); with a server URL the keypad table is refreshed
+//!   every `--keypad-refresh-every` seconds.
+//! - `keypad --connect ADDR ENTRY`: send one keypad line (digits or `card:ID`), print the
+//!   JSON answer; exit 0 accepted, 5 refused, 4 cannot connect.
 
 use clap::{Parser, Subcommand};
+use opkey_machine::refresh::{DEFAULT_KEYPAD_REFRESH_EVERY, KeypadRefresher, Refreshed};
 use opkey_machine::report::{DEFAULT_REPORT_EVERY, Delivered, ReportError, Reporter};
-use opkey_machine::socket::{ServeOptions, serve};
+use opkey_machine::socket::{ServeOptions, serve, serve_keypad};
+use opkey_machine::{KeypadOutcome, TableUpdate};
 use opkey_machine::{
     Machine, MachineError, MachineEvent, generate_key_file, read_key_file, read_provisioning,
 };
@@ -63,8 +70,29 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = DEFAULT_REPORT_EVERY.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..))]
         report_every: u64,
+        /// Serve the simulated keypad and card reader (line protocol) on this address.
+        #[arg(long, value_name = "ADDR")]
+        keypad_listen: Option<String>,
+        /// Seconds between keypad table refreshes (with a server URL and a keypad).
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_KEYPAD_REFRESH_EVERY.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..))]
+        keypad_refresh_every: u64,
+    },
+    /// Type one entry on a running machine's keypad (or present a card: `card:ID`) and
+    /// print the answer. Exit 0 accepted, 5 refused, 4 cannot connect.
+    Keypad {
+        /// The address `run --keypad-listen` serves.
+        #[arg(long, value_name = "ADDR")]
+        connect: String,
+        /// Typed digits (e.g. 123456789) or card:CARD_ID.
+        entry: String,
     },
 }
+
+/// Exit status of `keypad` when the machine refused the entry.
+const EXIT_REFUSED: u8 = 5;
+/// Exit status of `keypad` when the machine cannot be reached.
+const EXIT_UNREACHABLE: u8 = 4;
 
 #[derive(Debug, thiserror::Error)]
 enum CliError {
@@ -76,20 +104,31 @@ enum CliError {
     Report(#[from] ReportError),
     #[error("the bundle's server_url {0:?} is not a URL")]
     BadServerUrl(String),
+    #[error("cannot reach the keypad at {addr}: {source}")]
+    KeypadUnreachable { addr: String, source: std::io::Error },
+    #[error("the keypad's answer is not a keypad answer")]
+    BadKeypadAnswer,
+    #[error("refused")]
+    Refused,
 }
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Refused) => ExitCode::from(EXIT_REFUSED),
         Err(e) => {
             eprintln!("opkey-machine: {e}");
-            ExitCode::FAILURE
+            match e {
+                CliError::KeypadUnreachable { .. } => ExitCode::from(EXIT_UNREACHABLE),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Keypad { connect, entry } => keypad_client(&connect, &entry),
         Command::Keygen { key } => {
             let public_key = generate_key_file(&key, &SystemRandom::new())?;
             println!("{public_key}");
@@ -103,6 +142,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
             mtu,
             server,
             report_every,
+            keypad_listen,
+            keypad_refresh_every,
         } => {
             let provisioning = read_provisioning(&provision)?;
             let server = match server {
@@ -118,13 +159,66 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 .enable_all()
                 .build()?;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            // A machine with a keypad: one in the bundle, one held, or one being served.
+            let has_keypad = provisioning.keypad.is_some()
+                || machine.keypad_table_version() > 0
+                || keypad_listen.is_some();
             let machine = Arc::new(Mutex::new(machine));
-            let reporter = server
-                .map(|url| Reporter::new(machine.clone(), &read_key_file(&key)?, &url, clock.clone()))
-                .transpose()?
-                .map(|r| (r, Duration::from_secs(report_every)));
-            runtime.block_on(run_machine(machine, clock, &listen, mtu, reporter))
+            let (reporter, refresher) = match server {
+                None => (None, None),
+                Some(url) => {
+                    let pkcs8 = read_key_file(&key)?;
+                    let reporter = Reporter::new(machine.clone(), &pkcs8, &url, clock.clone())?;
+                    let refresher = has_keypad
+                        .then(|| KeypadRefresher::new(machine.clone(), &pkcs8, &url, clock.clone()))
+                        .transpose()?;
+                    (
+                        Some((reporter, Duration::from_secs(report_every))),
+                        refresher.map(|r| (r, Duration::from_secs(keypad_refresh_every))),
+                    )
+                }
+            };
+            runtime.block_on(run_machine(
+                machine,
+                clock,
+                &listen,
+                mtu,
+                reporter,
+                keypad_listen.as_deref(),
+                refresher,
+            ))
         }
+    }
+}
+
+/// Sends one line to a keypad socket and prints the one-line answer.
+fn keypad_client(addr: &str, entry: &str) -> Result<(), CliError> {
+    use std::io::{BufRead, BufReader};
+    let unreachable = |source| CliError::KeypadUnreachable {
+        addr: addr.to_owned(),
+        source,
+    };
+    let mut stream = std::net::TcpStream::connect(addr).map_err(unreachable)?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(unreachable)?;
+    let mut line = zeroize::Zeroizing::new(entry.trim().to_owned());
+    line.push('\n');
+    stream
+        .write_all(line.as_bytes())
+        .and_then(|()| stream.flush())
+        .map_err(unreachable)?;
+    let mut answer = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut answer)
+        .map_err(unreachable)?;
+    let value: serde_json::Value =
+        serde_json::from_str(answer.trim()).map_err(|_| CliError::BadKeypadAnswer)?;
+    println!("{}", answer.trim());
+    match value.get("accepted").and_then(serde_json::Value::as_bool) {
+        Some(true) => Ok(()),
+        Some(false) => Err(CliError::Refused),
+        None => Err(CliError::BadKeypadAnswer),
     }
 }
 
@@ -134,11 +228,30 @@ async fn run_machine(
     listen: &str,
     mtu: u16,
     reporter: Option<(Reporter, Duration)>,
+    keypad_listen: Option<&str>,
+    refresher: Option<(KeypadRefresher, Duration)>,
 ) -> Result<(), CliError> {
     let mut options = ServeOptions::new(clock.clone());
     options.att_mtu = mtu;
     let listener = TcpListener::bind(listen).await?;
     say(&format!("listening on {}", listener.local_addr()?));
+    let print = Arc::new(|event: &MachineEvent| say(&event.to_string()));
+    let keypad = match keypad_listen {
+        None => None,
+        Some(addr) => {
+            let keypad_listener = TcpListener::bind(addr).await?;
+            say(&format!("keypad listening on {}", keypad_listener.local_addr()?));
+            Some(tokio::spawn(serve_keypad(
+                keypad_listener,
+                machine.clone(),
+                clock.clone(),
+                print.clone(),
+                Arc::new(|outcome: &KeypadOutcome| say(&outcome.to_string())),
+            )))
+        }
+    };
+    let refresher = refresher
+        .map(|(refresher, every)| tokio::spawn(async move { refresher.run(every, log_refresh).await }));
     tokio::spawn(read_commands(machine.clone(), clock));
     let reporter = reporter.map(|(reporter, every)| {
         let reporter = Arc::new(reporter);
@@ -148,11 +261,16 @@ async fn run_machine(
         });
         (reporter, periodic)
     });
-    let print = Arc::new(|event: &MachineEvent| say(&event.to_string()));
     let result = tokio::select! {
         result = serve(listener, machine, options, print) => result.map_err(CliError::from),
         () = stop_signal() => Ok(()),
     };
+    if let Some(keypad) = keypad {
+        keypad.abort();
+    }
+    if let Some(refresher) = refresher {
+        refresher.abort();
+    }
     if let Some((reporter, periodic)) = reporter {
         // One last report before exiting; what it cannot deliver stays pending on disk.
         periodic.abort();
@@ -174,6 +292,21 @@ fn log_report(outcome: Result<Delivered, ReportError>) {
             d.sessions, d.accepted, d.updated, d.duplicates
         )),
         Err(e) => eprintln!("report failed: {e}"),
+    }
+}
+
+/// `keypad table version=4` on stdout when a newer table was kept; failures on stderr (the
+/// table held stays and the refresh is retried).
+fn log_refresh(outcome: Result<Refreshed, ReportError>) {
+    match outcome {
+        Ok(Refreshed::Table(TableUpdate::Replaced { version })) => {
+            say(&format!("keypad table version={version}"));
+        }
+        Ok(Refreshed::Table(TableUpdate::Ignored { offered, held })) => {
+            eprintln!("keypad refresh: ignored table version {offered} (holding {held})");
+        }
+        Ok(Refreshed::Unchanged { .. }) => {}
+        Err(e) => eprintln!("keypad refresh failed: {e}"),
     }
 }
 
@@ -239,6 +372,9 @@ fn status(machine: &Machine, now: time::OffsetDateTime) -> String {
             "stopped"
         },
     );
+    if let Some(retry_after) = machine.keypad_locked_out_for(now) {
+        line.push_str(&format!(" keypad_locked_for={retry_after}s"));
+    }
     if let Some(session) = machine.usage().open_session() {
         line.push_str(&format!(" session={}", session.usage_session));
     }

@@ -28,7 +28,8 @@ pub const DEFAULT_REPORT_EVERY: Duration = Duration::from_secs(30);
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Why a report did not (fully) reach the backend. The sessions stay pending.
+/// Why a machine API request failed: a usage report (the sessions stay pending) or a
+/// keypad table refresh (the table held stays).
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("the server URL {0} cannot hold the machine API path")]
@@ -37,11 +38,11 @@ pub enum ReportError {
     KeyMismatch,
     #[error("cannot reach the backend: {0}")]
     Unreachable(String),
-    #[error("the backend refused the report ({status}): {message}")]
+    #[error("the backend refused the request ({status}): {message}")]
     Refused { status: u16, message: String },
-    #[error("the backend's answer is not a receipt: {0}")]
+    #[error("the backend's answer is not what was asked for: {0}")]
     BadAnswer(String),
-    #[error("cannot sign the report")]
+    #[error("cannot sign the request")]
     Sign,
     #[error(transparent)]
     Machine(#[from] MachineError),
@@ -57,20 +58,115 @@ pub struct Delivered {
     pub duplicates: u32,
 }
 
-/// Sends a machine's closed usage sessions to the backend.
-pub struct Reporter {
-    machine: Arc<Mutex<Machine>>,
+/// The machine's signed requests to the backend's machine API: one endpoint, the machine
+/// key, a fresh nonce per request. Shared by the [`Reporter`] and the keypad table
+/// [`crate::refresh::KeypadRefresher`].
+pub(crate) struct MachineClient {
     key: EcdsaKeyPair,
     rng: SystemRandom,
     endpoint: Url,
     http: reqwest::Client,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl MachineClient {
+    /// A client for `path` (e.g. `machine/v1/usage`) under the base URL `server`, signing
+    /// with the machine key, which must be `machine`'s.
+    pub(crate) fn new(
+        machine: &Mutex<Machine>,
+        machine_key_pkcs8: &[u8],
+        server: &Url,
+        path: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ReportError> {
+        let rng = SystemRandom::new();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, machine_key_pkcs8, &rng)
+            .map_err(|_| ReportError::KeyMismatch)?;
+        if key.public_key().as_ref() != lock(machine).public_key() {
+            return Err(ReportError::KeyMismatch);
+        }
+        let mut base = server.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let endpoint = base
+            .join(path)
+            .map_err(|_| ReportError::BadServerUrl(server.to_string()))?;
+        // reqwest is built with `rustls-no-provider`: ring is our one crypto library.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| ReportError::Unreachable(e.to_string()))?;
+        Ok(Self {
+            key,
+            rng,
+            endpoint,
+            http,
+            clock,
+        })
+    }
+
+    pub(crate) fn endpoint(&self) -> &Url {
+        &self.endpoint
+    }
+
+    /// 16 fresh random bytes, base64url: a request's nonce.
+    pub(crate) fn nonce(&self) -> Result<String, ReportError> {
+        let mut nonce = [0u8; 16];
+        self.rng.fill(&mut nonce).map_err(|_| ReportError::Sign)?;
+        Ok(b64(&nonce))
+    }
+
+    /// POSTs `body` with the machine's signature over `message(body)` (raw `r ‖ s`,
+    /// base64url, header [`MACHINE_SIGNATURE_HEADER`]). A non-2xx answer is `Refused`;
+    /// otherwise the status and the body text.
+    pub(crate) async fn post(
+        &self,
+        body: Vec<u8>,
+        message: fn(&[u8]) -> Vec<u8>,
+    ) -> Result<(u16, String), ReportError> {
+        let signature = self
+            .key
+            .sign(&self.rng, &message(&body))
+            .map_err(|_| ReportError::Sign)?;
+        let response = self
+            .http
+            .post(self.endpoint.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(MACHINE_SIGNATURE_HEADER, b64(signature.as_ref()))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ReportError::Unreachable(describe(&e)))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| ReportError::Unreachable(describe(&e)))?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<ErrorBody>(&text)
+                .map(|b| b.error.message)
+                .unwrap_or(text);
+            return Err(ReportError::Refused {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        Ok((status.as_u16(), text))
+    }
+}
+
+/// Sends a machine's closed usage sessions to the backend.
+pub struct Reporter {
+    machine: Arc<Mutex<Machine>>,
+    client: MachineClient,
 }
 
 impl fmt::Debug for Reporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reporter")
-            .field("endpoint", &self.endpoint.as_str())
+            .field("endpoint", &self.client.endpoint().as_str())
             .finish_non_exhaustive()
     }
 }
@@ -84,33 +180,8 @@ impl Reporter {
         server: &Url,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ReportError> {
-        let rng = SystemRandom::new();
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, machine_key_pkcs8, &rng)
-            .map_err(|_| ReportError::KeyMismatch)?;
-        if key.public_key().as_ref() != lock(&machine).public_key() {
-            return Err(ReportError::KeyMismatch);
-        }
-        let mut base = server.clone();
-        if !base.path().ends_with('/') {
-            base.set_path(&format!("{}/", base.path()));
-        }
-        let endpoint = base
-            .join("machine/v1/usage")
-            .map_err(|_| ReportError::BadServerUrl(server.to_string()))?;
-        // reqwest is built with `rustls-no-provider`: ring is our one crypto library.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| ReportError::Unreachable(e.to_string()))?;
-        Ok(Self {
-            machine,
-            key,
-            rng,
-            endpoint,
-            http,
-            clock,
-        })
+        let client = MachineClient::new(&machine, machine_key_pkcs8, server, "machine/v1/usage", clock)?;
+        Ok(Self { machine, client })
     }
 
     /// Sends every pending session (at most 500 per request) and acknowledges what the
@@ -153,42 +224,14 @@ impl Reporter {
         machine_id: String,
         batch: &[UsageSession],
     ) -> Result<MachineUsageReceipt, ReportError> {
-        let mut nonce = [0u8; 16];
-        self.rng.fill(&mut nonce).map_err(|_| ReportError::Sign)?;
         let upload = MachineUsageUpload {
             machine_id,
-            sent_at: self.clock.now(),
-            nonce: b64(&nonce),
+            sent_at: self.client.clock.now(),
+            nonce: self.client.nonce()?,
             sessions: batch.iter().map(wire_session).collect(),
         };
         let body = serde_json::to_vec(&upload).expect("an upload always serializes");
-        let signature = self
-            .key
-            .sign(&self.rng, &machine_usage_message(&body))
-            .map_err(|_| ReportError::Sign)?;
-        let response = self
-            .http
-            .post(self.endpoint.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(MACHINE_SIGNATURE_HEADER, b64(signature.as_ref()))
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| ReportError::Unreachable(describe(&e)))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| ReportError::Unreachable(describe(&e)))?;
-        if !status.is_success() {
-            let message = serde_json::from_str::<ErrorBody>(&text)
-                .map(|b| b.error.message)
-                .unwrap_or(text);
-            return Err(ReportError::Refused {
-                status: status.as_u16(),
-                message,
-            });
-        }
+        let (_, text) = self.client.post(body, machine_usage_message).await?;
         serde_json::from_str(&text).map_err(|e| ReportError::BadAnswer(e.to_string()))
     }
 }
@@ -215,6 +258,6 @@ fn describe(e: &reqwest::Error) -> String {
     text
 }
 
-fn lock(machine: &Mutex<Machine>) -> MutexGuard<'_, Machine> {
+pub(crate) fn lock(machine: &Mutex<Machine>) -> MutexGuard<'_, Machine> {
     machine.lock().unwrap_or_else(|e| e.into_inner())
 }

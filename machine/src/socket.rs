@@ -4,18 +4,24 @@
 //! connection at a fixed ATT MTU (185 by default), subscribed from the start, so the
 //! machine sends its Hello as soon as the connection is accepted.
 //!
-//! This is the only async code of the crate: it drives a shared [`Machine`] (locked for
-//! the span of one synchronous call, never across an `.await`) and calls `tick` on a
-//! timer. It never interprets a message.
+//! It also serves the simulated keypad and card reader ([`serve_keypad`]): a line protocol
+//! where each request line is typed digits or `card:CARD_ID` and each answer is one JSON
+//! line ([`crate::KeypadOutcome::to_json_line`]).
+//!
+//! Async: it drives a shared [`Machine`] (locked for the span of one synchronous call,
+//! never across an `.await`) and calls `tick` on a timer. It never interprets a BLE
+//! message, and never logs what was typed.
 
+use crate::keypad::{CARD_PREFIX, KeypadOutcome, KeypadRefusal};
 use crate::{Machine, MachineError, MachineEvent, Reply};
 use opkey_protocol::Clock;
 use std::fmt;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use zeroize::Zeroizing;
 
 /// The ATT MTU a socket connection stands for, unless configured otherwise.
 pub const SOCKET_ATT_MTU: u16 = 185;
@@ -172,6 +178,100 @@ async fn send<W: AsyncWrite + Unpin>(tx: &mut W, fragments: &[Vec<u8>]) -> io::R
     }
     tx.write_all(&bytes).await?;
     tx.flush().await
+}
+
+/// The longest request line the keypad socket reads (longer ones are answered `malformed`).
+pub const MAX_KEYPAD_LINE: usize = 256;
+
+/// Receives every keypad or card answer, after the machine's events.
+pub type KeypadSink = Arc<dyn Fn(&KeypadOutcome) + Send + Sync>;
+
+/// Serves the keypad line protocol on `listener` until accepting fails. Each connection
+/// may send any number of lines; each non-empty line gets one JSON line back. Does not
+/// tick the machine: run it beside [`serve`], which does.
+pub async fn serve_keypad(
+    listener: TcpListener,
+    machine: Arc<Mutex<Machine>>,
+    clock: Arc<dyn Clock>,
+    on_event: EventSink,
+    on_outcome: KeypadSink,
+) -> io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let (machine, clock, on_event, on_outcome) = (
+            machine.clone(),
+            clock.clone(),
+            on_event.clone(),
+            on_outcome.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = serve_keypad_connection(stream, &machine, &*clock, &on_event, &on_outcome).await {
+                eprintln!("keypad connection closed: {e}");
+            }
+        });
+    }
+}
+
+async fn serve_keypad_connection(
+    stream: TcpStream,
+    machine: &Mutex<Machine>,
+    clock: &dyn Clock,
+    on_event: &EventSink,
+    on_outcome: &KeypadSink,
+) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (rx, mut tx) = stream.into_split();
+    let mut rx = BufReader::new(rx);
+    loop {
+        let mut line = Zeroizing::new(Vec::new());
+        let read = (&mut rx)
+            .take(MAX_KEYPAD_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .await?;
+        if read == 0 {
+            return Ok(());
+        }
+        let complete = line.last() == Some(&b'\n');
+        if !complete && line.len() > MAX_KEYPAD_LINE {
+            // Skip the rest of the overlong line, then answer it once.
+            let mut rest = Vec::new();
+            rx.read_until(b'\n', &mut rest).await?;
+            rest.iter_mut().for_each(|b| *b = 0);
+        }
+        let outcome = match std::str::from_utf8(&line) {
+            Ok(text) if line.len() <= MAX_KEYPAD_LINE + 1 => {
+                let text = text.trim();
+                if text.is_empty() {
+                    continue;
+                }
+                keypad_call(machine, clock, on_event, text)?
+            }
+            _ => KeypadOutcome::Refused(KeypadRefusal::Malformed),
+        };
+        on_outcome(&outcome);
+        let mut answer = outcome.to_json_line();
+        answer.push('\n');
+        tx.write_all(answer.as_bytes()).await?;
+        tx.flush().await?;
+    }
+}
+
+/// One keypad line on the machine: `card:ID` to the card reader, anything else to the keypad.
+fn keypad_call(
+    machine: &Mutex<Machine>,
+    clock: &dyn Clock,
+    on_event: &EventSink,
+    line: &str,
+) -> io::Result<KeypadOutcome> {
+    let mut machine = lock(machine);
+    let now = clock.now();
+    let reply = match line.strip_prefix(CARD_PREFIX) {
+        Some(card_id) => machine.present_card(card_id, now),
+        None => machine.keypad_entry(line, now),
+    }
+    .map_err(io::Error::other)?;
+    reply.events.iter().for_each(|e| on_event(e));
+    Ok(reply.outcome)
 }
 
 fn lock(machine: &Mutex<Machine>) -> MutexGuard<'_, Machine> {

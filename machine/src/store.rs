@@ -1,9 +1,12 @@
 //! Where the machine keeps what must survive a restart: the verifier's [`MachineState`]
 //! (counters, clock floor, revocation list, grant cache) and the usage log. The file store
 //! writes atomically (temporary file, fsync, rename, fsync of the directory), so a crash
-//! leaves the old state or the new one, never half of either. Nothing here is secret.
+//! leaves the old state or the new one, never half of either. The keypad part holds the
+//! keypad table (**secret**: Rolling PIN seeds and Static PINs), so the file is written
+//! mode 0600 like the machine key, and its bytes are zeroed after use.
 
 use crate::MachineError;
+use crate::keypad::KeypadState;
 use crate::usage::UsageSession;
 use opkey_protocol::ble::MachineState;
 use serde::{Deserialize, Serialize};
@@ -12,6 +15,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use zeroize::Zeroizing;
 
 pub const STATE_FORMAT: u32 = 1;
 
@@ -26,6 +30,9 @@ pub struct StoredState {
     /// Every usage session up to this number reached the backend (0 for none).
     #[serde(default)]
     pub usage_uploaded_through: u32,
+    /// The keypad table, throttle and last accepted Rolling PIN steps.
+    #[serde(default)]
+    pub keypad: KeypadState,
 }
 
 /// A place to keep [`StoredState`]. `save` returns only once the state is durable.
@@ -60,7 +67,7 @@ impl FileStore {
 impl StateStore for FileStore {
     fn load(&mut self) -> Result<Option<StoredState>, MachineError> {
         let bytes = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
+            Ok(bytes) => Zeroizing::new(bytes),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(MachineError::io(&self.path)(e)),
         };
@@ -73,10 +80,18 @@ impl StateStore for FileStore {
     }
 
     fn save(&mut self, state: &StoredState) -> Result<(), MachineError> {
-        let json = serde_json::to_vec_pretty(state).expect("the machine state always serializes");
+        let json =
+            Zeroizing::new(serde_json::to_vec_pretty(state).expect("the machine state always serializes"));
         let temp = self.temp_path();
         let write = || -> io::Result<()> {
-            let mut file = File::create(&temp)?;
+            let mut options = fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&temp)?;
+            // A temporary file left by an older version may have wider permissions.
+            #[cfg(unix)]
+            file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
             file.write_all(&json)?;
             file.sync_all()?;
             fs::rename(&temp, &self.path)?;

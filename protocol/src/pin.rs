@@ -319,14 +319,16 @@ pub fn rolling_pin(seed: &PinSeed, spec: &PinSpec, slot: KeypadSlot, unix_s: i64
 }
 
 /// The step of the ±1 window (`keypad_step − 1 ..= keypad_step + 1`) whose code is `code`,
-/// if any. A code of the wrong length never matches.
+/// if any; the latest, should two steps share a code (about 1 in 10^digits), so that a
+/// keypad refusing steps it already accepted never refuses a fresh PIN for an older twin.
+/// A code of the wrong length never matches.
 pub fn matching_step(seed: &PinSeed, spec: &PinSpec, code: &str, keypad_unix_s: i64) -> Option<u64> {
     if code.len() != usize::from(spec.digits) {
         return None;
     }
     let here = spec.step_at(keypad_unix_s);
     let first = here.saturating_sub(ACCEPTED_SKEW_STEPS);
-    (first..=here + ACCEPTED_SKEW_STEPS).find(|&step| {
+    (first..=here + ACCEPTED_SKEW_STEPS).rev().find(|&step| {
         let expected = code_at_step(seed, spec, step);
         same_digits(expected.as_bytes(), code.as_bytes())
     })

@@ -6,7 +6,7 @@ use opkey_protocol::api::{
     AdminIdentity, AdminUserCreated, CreateAdminUser, CreateKey, CreateMachine, CreateOperator,
     CreateOrganization, EditKey, EditMachine, EditOperator, ErrorBody, ErrorCode, ImportPreview,
     ImportReport, InviteSummary, MachineProvisioning, ORGANIZATION_HEADER, OperatorView, SmsMessage,
-    UsageEventView,
+    StaticPinView, UsageEventView,
 };
 use opkey_protocol::{Key, Machine, Organization};
 use reqwest::{Method, RequestBuilder};
@@ -342,6 +342,11 @@ impl AdminClient {
     pub async fn revoke_key(&self, id: &str) -> Result<Key, AdminError> {
         self.json(self.request(Method::POST, &format!("keys/{id}/revoke")))
             .await
+    }
+
+    /// A Static PIN key's PIN (secret: `Debug` of the view hides it).
+    pub async fn static_pin(&self, key_id: &str) -> Result<StaticPinView, AdminError> {
+        self.get(&format!("keys/{key_id}/static-pin")).await
     }
 
     pub async fn sms_outbox(&self) -> Result<Vec<SmsMessage>, AdminError> {

@@ -37,6 +37,8 @@ pub struct Inner {
     pub redeem_throttle: RedeemThrottle,
     /// Signs grants and revocation lists.
     pub issuer: Arc<Issuer>,
+    /// Seals Rolling PIN seeds and Static PINs at rest.
+    pub secrets: Arc<crate::keypad::SecretsKey>,
     /// How long a grant is valid (never past its key's end).
     pub grant_lifetime: time::Duration,
     /// Machine timings handed out in provisioning bundles.

@@ -87,6 +87,25 @@ impl ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// Where the secrets key (sealing PIN seeds and Static PINs) lives: beside the
+    /// database as `<db file name>.secrets-key`; `None` for an in-memory database, whose
+    /// key lives in memory only.
+    pub fn secrets_key_file(&self) -> Option<PathBuf> {
+        let text = self.db_path.to_string_lossy();
+        if text.is_empty() || text == ":memory:" || text.starts_with("file::memory:") {
+            return None;
+        }
+        let mut name = self
+            .db_path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "opkey.db".into());
+        name.push(crate::keypad::SECRETS_KEY_SUFFIX);
+        Some(self.db_path.with_file_name(name))
+    }
+}
+
 impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerConfig")

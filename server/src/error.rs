@@ -32,15 +32,21 @@ pub enum ServerError {
         path: std::path::PathBuf,
         source: crate::digital_key::IssuerKeyError,
     },
+    #[error("cannot use the secrets key file {path}: {source}")]
+    SecretsKey {
+        path: std::path::PathBuf,
+        source: crate::keypad::SecretsKeyError,
+    },
 }
 
 /// Which step refused a signature: redeeming answers 400, opening a session and a
-/// machine's usage upload 401.
+/// machine's requests 401.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignedStep {
     Redeem,
     Session,
     MachineUsage,
+    MachineKeypad,
 }
 
 /// Everything a request can fail with.
@@ -72,6 +78,32 @@ pub enum ApiError {
         machine_name: String,
         class: SlotClass,
     },
+    /// Every keypad slot of a machine is held by a live Rolling PIN key.
+    #[error(
+        "Machine '{machine_name}' ({machine_id}) already holds {max} Rolling PIN keys, one in each keypad slot, \
+         the most one keypad can store; delete or end another Rolling PIN key on it first.",
+        max = opkey_protocol::pin::MAX_SLOT
+    )]
+    KeypadSlotsFull {
+        machine_id: String,
+        machine_name: String,
+    },
+    /// Each machine has a free slot, but no one slot is free on all of them.
+    #[error(
+        "no keypad slot is free on all of this key's machines at once ({machines}); a Rolling PIN key has \
+         the same slot on every machine: create one key per machine, or delete or end another Rolling \
+         PIN key on them first."
+    )]
+    NoCommonKeypadSlot { machines: String },
+    /// The key has no Static PIN to show.
+    #[error(
+        "key {key_id} is a {} key: only Static PIN keys have a PIN to show",
+        access_type.label()
+    )]
+    NotStaticPin {
+        key_id: String,
+        access_type: opkey_protocol::AccessType,
+    },
     #[error("no invite matches this link or code: check it, or ask your administrator for a new invite")]
     InviteNotFound,
     #[error("this invite has expired: ask your administrator to send a new one")]
@@ -94,6 +126,7 @@ pub enum ApiError {
         SignedStep::Redeem => "the signature does not verify against phone_public_key over the redeem message: sign opkey-redeem-v1, the invite secret and the public key with the phone key",
         SignedStep::Session => "the signature does not verify against this phone's enrolled key: sign opkey-session-v1, the phone id and the challenge with the enrolled key",
         SignedStep::MachineUsage => "the x-opkey-machine-signature header does not verify against the machine's registered BLE public key: sign opkey-machine-usage-v1, a newline and the hex SHA-256 of the exact body with the machine key (ECDSA P-256, raw r||s, base64url)",
+        SignedStep::MachineKeypad => "the x-opkey-machine-signature header does not verify against the machine's registered BLE public key: sign opkey-machine-keypad-v1, a newline and the hex SHA-256 of the exact body with the machine key (ECDSA P-256, raw r||s, base64url)",
     })]
     BadSignature(SignedStep),
     #[error("cursor {cursor} is ahead of the server (latest change {latest}): sync again from cursor 0")]
@@ -136,7 +169,10 @@ impl ApiError {
             | ApiError::InvalidRequest(_)
             | ApiError::PayloadTooLarge { .. } => ErrorCode::InvalidRequest,
             ApiError::Conflict(_) => ErrorCode::Conflict,
-            ApiError::DeviceLimitReached { .. } => ErrorCode::DeviceLimitReached,
+            ApiError::DeviceLimitReached { .. }
+            | ApiError::KeypadSlotsFull { .. }
+            | ApiError::NoCommonKeypadSlot { .. } => ErrorCode::DeviceLimitReached,
+            ApiError::NotStaticPin { .. } => ErrorCode::Conflict,
             ApiError::InviteNotFound => ErrorCode::InviteNotFound,
             ApiError::InviteExpired => ErrorCode::InviteExpired,
             ApiError::InviteUsed => ErrorCode::InviteUsed,
@@ -158,9 +194,9 @@ impl ApiError {
             ApiError::Unauthorized(_)
             | ApiError::ChallengeExpired
             | ApiError::SessionExpired
-            | ApiError::BadSignature(SignedStep::Session | SignedStep::MachineUsage) => {
-                StatusCode::UNAUTHORIZED
-            }
+            | ApiError::BadSignature(
+                SignedStep::Session | SignedStep::MachineUsage | SignedStep::MachineKeypad,
+            ) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) | ApiError::PhoneRevoked => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::InviteNotFound => StatusCode::NOT_FOUND,
             ApiError::InvalidField { .. }
@@ -169,9 +205,12 @@ impl ApiError {
             | ApiError::BadCursor { .. }
             | ApiError::UnreadableFile(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Conflict(_) | ApiError::DeviceLimitReached { .. } | ApiError::InviteUsed => {
-                StatusCode::CONFLICT
-            }
+            ApiError::Conflict(_)
+            | ApiError::DeviceLimitReached { .. }
+            | ApiError::KeypadSlotsFull { .. }
+            | ApiError::NoCommonKeypadSlot { .. }
+            | ApiError::NotStaticPin { .. }
+            | ApiError::InviteUsed => StatusCode::CONFLICT,
             ApiError::InviteExpired | ApiError::InviteRevoked => StatusCode::GONE,
             ApiError::SmsFailed(_) => StatusCode::BAD_GATEWAY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,

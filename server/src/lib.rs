@@ -11,13 +11,16 @@
 //! - `admin`, `operator_api`: the two HTTP APIs; `machine_api`: usage sessions that
 //!   telematics units report themselves, signed with their machine key;
 //! - `digital_key`: the issuer key, grants and per-machine revocation lists;
+//! - `keypad`: Rolling PIN slots and seeds, Static PINs, per-machine keypad tables;
 //! - `db`: the one place that talks to SQLite (schema, migrations, queries);
 //! - `sms`: the invitation text and the gateways that send it;
 //! - `openapi`: the generated OpenAPI document.
 //!
 //! Time comes only from the configured [`opkey_protocol::Clock`]; randomness from ring.
 //! Tokens, invite secrets and codes are stored as SHA-256 digests and never logged; the
-//! issuer's private key lives only in its file and in memory.
+//! issuer's private key lives only in its file and in memory. Rolling PIN seeds and Static
+//! PINs are stored sealed under the secrets key (`keypad::secrets`), a second file beside
+//! the database.
 
 pub mod admin_client;
 pub mod config;
@@ -31,6 +34,8 @@ mod digital_key;
 mod error;
 mod extract;
 mod ids;
+mod key_file;
+mod keypad;
 mod machine_api;
 mod openapi;
 mod operator_api;
@@ -114,10 +119,11 @@ pub async fn start(config: ServerConfig, listen: SocketAddr) -> Result<RunningSe
         .map_err(|e| ServerError::Config(format!("cannot form the server URL: {e}")))?;
 
     let rng = SystemRandom::new();
-    let (db, default_organization, issuer) = {
-        let (path, key_path, name, now, rng) = (
+    let (db, default_organization, issuer, secrets) = {
+        let (path, key_path, secrets_path, name, now, rng) = (
             config.db_path.clone(),
             config.issuer_key_file(),
+            config.secrets_key_file(),
             config.default_organization_name.clone(),
             config.clock.now(),
             rng.clone(),
@@ -127,8 +133,16 @@ pub async fn start(config: ServerConfig, listen: SocketAddr) -> Result<RunningSe
                 path: key_path,
                 source,
             })?;
+            let secrets = match &secrets_path {
+                Some(path) => keypad::SecretsKey::load_or_create(path),
+                None => keypad::SecretsKey::ephemeral(&rng),
+            }
+            .map_err(|source| ServerError::SecretsKey {
+                path: secrets_path.clone().unwrap_or_default(),
+                source,
+            })?;
             let (db, org) = open_database(&path, name, now, &rng)?;
-            Ok::<_, ServerError>((db, org, issuer))
+            Ok::<_, ServerError>((db, org, issuer, secrets))
         })
         .await
         .map_err(|e| ServerError::Config(format!("database setup task failed: {e}")))??
@@ -154,6 +168,7 @@ pub async fn start(config: ServerConfig, listen: SocketAddr) -> Result<RunningSe
         default_organization,
         redeem_throttle: Default::default(),
         issuer: issuer.clone(),
+        secrets: Arc::new(secrets),
         grant_lifetime: config.grant_lifetime,
         challenge_lifetime_s: config.challenge_lifetime_s,
         relock_after_s: config.relock_after_s,

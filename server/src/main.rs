@@ -41,7 +41,9 @@ enum Gateway {
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
-    /// SQLite database file (created if absent).
+    /// SQLite database file (created if absent). Beside it, `<db file name>.secrets-key`
+    /// (32 bytes, mode 0600, created if absent) seals PIN seeds and Static PINs: back it up
+    /// with the database.
     #[arg(long, value_name = "FILE", default_value = "opkey.db")]
     db: PathBuf,
     /// The grant-signing key (PKCS#8; created with mode 0600 if absent). Default: beside

@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
         description = "Admin API (/admin/v1) for organizations, operators, machines, keys and invites; \
                        operator API (/v1) for phones: redeem an invite, open a session, sync keys and \
                        Digital Key grants, upload usage events; machine API (/machine/v1) for telematics units \
-                       reporting their usage sessions."
+                       reporting their usage sessions and fetching their keypad tables."
     ),
     paths(
         app::healthz,
@@ -43,6 +43,7 @@ use utoipa::{Modify, OpenApi};
         admin::keys::edit,
         admin::keys::delete,
         admin::keys::revoke,
+        admin::keys::static_pin,
         admin::sms::outbox,
         operator_api::redeem::redeem,
         operator_api::session::challenge,
@@ -50,6 +51,7 @@ use utoipa::{Modify, OpenApi};
         operator_api::sync::sync,
         operator_api::events::upload,
         machine_api::usage::upload,
+        machine_api::keypad::table,
     ),
     modifiers(&BearerSchemes),
     tags(
@@ -58,7 +60,7 @@ use utoipa::{Modify, OpenApi};
         (name = "machines", description = "Machines, their telematics units, provisioning and usage events"),
         (name = "keys", description = "Keys to machines"),
         (name = "phone", description = "The operator app: redeem, session, sync, usage events"),
-        (name = "machine", description = "Telematics units online: usage sessions, signed with the machine key"),
+        (name = "machine", description = "Telematics units online: usage sessions and keypad tables, signed with the machine key"),
         (name = "health")
     )
 )]
@@ -83,7 +85,8 @@ impl Modify for BearerSchemes {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 opkey_protocol::api::MACHINE_SIGNATURE_HEADER,
                 "ECDSA P-256 by the machine's registered key, raw r||s, base64url, over \
-                 opkey-machine-usage-v1, a newline and the hex SHA-256 of the body",
+                 opkey-machine-usage-v1 (usage) or opkey-machine-keypad-v1 (keypad), a newline and \
+                 the hex SHA-256 of the body",
             ))),
         );
         components.add_security_scheme(

@@ -1,8 +1,10 @@
 //! Sync and store benchmark: prints one table of measured figures against their targets.
 //!
 //! `cargo bench -p opkey-e2e --bench sync` (set `OPKEY_BENCH_KEYS` for another fleet
-//! size). It creates one operator with N keys through the admin API on a loopback backend,
-//! then measures, on the real core:
+//! size). It creates one operator with N Digital Keys through the admin API on a loopback
+//! backend, on 20 machines with registered BLE keys (so every key also brings its signed
+//! grant, and each machine its revocation list, in the sync), then measures, on the real
+//! core:
 //! - initial sync of all N keys (fresh phone, median of 5);
 //! - no-change delta sync (median of 30);
 //! - store open + list N keys (median of 20).
@@ -33,13 +35,11 @@ async fn main() {
     let phone_number = "+47 412 60 001";
     let (op, _) = backend.invited_operator("Bench Operator", phone_number).await;
     let op_id = op.operator.id;
-    let machines: Vec<String> = {
-        let mut v = Vec::new();
-        for i in 0..20 {
-            v.push(backend.machine(&format!("Machine {i:02}")).await.id);
-        }
-        v
-    };
+    let mut units = Vec::new();
+    for i in 0..20 {
+        units.push(backend.registered_machine(&format!("Machine {i:02}")).await);
+    }
+    let machines: Vec<String> = units.iter().map(|u| u.id().to_owned()).collect();
 
     let setup = Instant::now();
     let now = backend.clock.now();
@@ -114,7 +114,7 @@ async fn main() {
 
     let rows = [
         (
-            format!("initial sync, {n} keys (loopback)"),
+            format!("initial sync, {n} keys with grants (loopback)"),
             median(initial),
             Duration::from_millis(1500),
         ),

@@ -51,7 +51,7 @@ pub(crate) struct Applied {
 
 pub(crate) struct Store {
     pub(super) conn: Connection,
-    key: DataKey,
+    pub(super) key: DataKey,
     path: PathBuf,
 }
 
@@ -237,6 +237,8 @@ impl Store {
         offset_ms: i64,
         synced_at: OffsetDateTime,
     ) -> Result<Applied, StoreError> {
+        // Sealed before the transaction: sealing needs the data key, the transaction `self`.
+        let sealed_pins = super::pins::seal_all(&self.key, &batch.pin_secrets)?;
         let tx = self.write()?;
         let mut deleted = 0u32;
         if batch.full {
@@ -263,8 +265,9 @@ impl Store {
         {
             let mut put_key = tx.prepare_cached(
                 "INSERT OR REPLACE INTO keys (id, organization_id, access_type, operator_id, description,
-                     valid_from_s, valid_from_ns, valid_to_s, valid_to_ns, version, revoked, card_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     valid_from_s, valid_from_ns, valid_to_s, valid_to_ns, version, revoked, card_id,
+                     pin_slot, pin_algorithm, pin_digits, pin_period_s)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?;
             let mut del_links = tx.prepare_cached("DELETE FROM key_machines WHERE key_id = ?1")?;
             let mut put_link = tx.prepare_cached(
@@ -285,7 +288,11 @@ impl Store {
                     tns,
                     k.version as i64,
                     k.revoked,
-                    k.card_id
+                    k.card_id,
+                    k.rolling_pin.map(|p| p.slot.get()),
+                    k.rolling_pin.map(|p| p.algorithm.as_str()),
+                    k.rolling_pin.map(|p| p.digits),
+                    k.rolling_pin.map(|p| p.period_s)
                 ])?;
                 if !batch.full {
                     del_links.execute([&k.id])?;
@@ -315,6 +322,7 @@ impl Store {
             [],
         )?;
         super::digital_key::apply_sync(&tx, batch)?;
+        super::pins::apply_sync(&tx, &sealed_pins)?;
         replace_organizations(&tx, &batch.organizations)?;
         let (ss, sns) = to_parts(synced_at);
         tx.execute(
@@ -457,8 +465,10 @@ impl Store {
 }
 
 const KEY_SELECT: &str = "SELECT k.id, k.organization_id, COALESCE(o.name, ''), k.access_type, k.operator_id IS NOT NULL,
-        k.description, k.valid_from_s, k.valid_from_ns, k.valid_to_s, k.valid_to_ns, k.version, k.revoked, k.card_id
-     FROM keys k LEFT JOIN organizations o ON o.id = k.organization_id";
+        k.description, k.valid_from_s, k.valid_from_ns, k.valid_to_s, k.valid_to_ns, k.version, k.revoked, k.card_id,
+        k.pin_slot, k.pin_algorithm, k.pin_digits, k.pin_period_s, p.kind
+     FROM keys k LEFT JOIN organizations o ON o.id = k.organization_id
+     LEFT JOIN pin_secrets p ON p.key_id = k.id";
 
 fn key_from_row(r: &Row<'_>, now: OffsetDateTime) -> Result<KeyView, StoreError> {
     let access_type = stored_enum(r, 3, &AccessType::ALL, |t| t.as_str())?;
@@ -482,6 +492,8 @@ fn key_from_row(r: &Row<'_>, now: OffsetDateTime) -> Result<KeyView, StoreError>
         usable: state.is_usable(),
         machines: Vec::new(),
         card_id: r.get(12)?,
+        rolling_pin: super::pins::rolling_info_from_row(r, 13)?,
+        pin_synced: r.get::<_, Option<String>>(17)?.is_some(),
     })
 }
 
@@ -526,7 +538,8 @@ fn sort_machines(machines: &mut [MachineView]) {
 fn clear_keys(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(
         "DELETE FROM key_machines; DELETE FROM keys; DELETE FROM machines;
-         DELETE FROM grants; DELETE FROM revocation_lists; DELETE FROM machine_grants;",
+         DELETE FROM grants; DELETE FROM revocation_lists; DELETE FROM machine_grants;
+         DELETE FROM pin_secrets;",
     )
 }
 

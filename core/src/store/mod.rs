@@ -12,12 +12,14 @@
 mod db;
 mod digital_key;
 mod outbox;
+mod pins;
 mod schema;
 
 pub(crate) use db::{PhoneState, SLOT_INVITE, SLOT_SIGNER, Store};
 #[cfg(test)]
 pub(crate) use digital_key::AccessKey;
 pub(crate) use digital_key::{CachedGrant, MachineAccess, StoredGrant};
+pub(crate) use pins::PinKeyRecord;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 
 /// File name of the store inside [`crate::CoreConfig::data_dir`].

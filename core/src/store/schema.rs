@@ -9,7 +9,7 @@ pub const APPLICATION_ID: i32 = 0x4F50_4B59;
 /// The newest schema this build reads and writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Times are stored as (unix seconds, nanoseconds) pairs: exact and cheap to compare.
 const V1: &str = "
@@ -120,6 +120,27 @@ CREATE TABLE outbox (
     uploaded_s  INTEGER
 );
 CREATE INDEX outbox_pending ON outbox (operator_id, seq) WHERE uploaded_s IS NULL;
+";
+
+/// PINs: a Rolling PIN key's public settings on its row, and the PIN secrets (Rolling PIN
+/// seeds, personal Static PINs) sealed under the data key, one row per key, removed with
+/// it. A store that already holds PIN keys synced before this version has no secret for
+/// them: its cursor goes back to 0 so the next sync fetches everything again.
+const V3: &str = "
+ALTER TABLE keys ADD COLUMN pin_slot INTEGER;
+ALTER TABLE keys ADD COLUMN pin_algorithm TEXT;
+ALTER TABLE keys ADD COLUMN pin_digits INTEGER;
+ALTER TABLE keys ADD COLUMN pin_period_s INTEGER;
+
+CREATE TABLE pin_secrets (
+    key_id  TEXT PRIMARY KEY NOT NULL,
+    version INTEGER NOT NULL,
+    kind    TEXT NOT NULL,  -- 'seed' (Rolling PIN) or 'static' (personal Static PIN)
+    sealed  BLOB NOT NULL   -- AES-256-GCM envelope under the data key
+) WITHOUT ROWID;
+
+UPDATE phone SET cursor = 0
+WHERE EXISTS (SELECT 1 FROM keys WHERE access_type IN ('rolling-pin', 'static-pin'));
 ";
 
 /// Brings a fresh or older store up to [`SCHEMA_VERSION`]. The caller has checked that

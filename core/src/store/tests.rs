@@ -119,6 +119,7 @@ fn batch(n: usize) -> SyncBatch {
         })
         .collect();
     SyncBatch {
+        pin_secrets: vec![],
         full: true,
         keys,
         deleted_key_ids: vec![],
@@ -217,7 +218,7 @@ fn enrolling_replaces_organizations_and_clears_the_pending_invite() {
 }
 
 #[test]
-fn a_version_1_store_is_migrated_to_version_2_and_keeps_its_keys() {
+fn a_version_1_store_is_migrated_to_the_latest_and_keeps_its_keys() {
     let tmp = tempfile::tempdir().unwrap();
     {
         let conn = rusqlite::Connection::open(tmp.path().join(DB_FILE_NAME)).unwrap();
@@ -239,7 +240,7 @@ fn a_version_1_store_is_migrated_to_version_2_and_keeps_its_keys() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
     assert_eq!(store.phone().unwrap().cursor, 7);
     let now = datetime!(2026-06-01 00:00 UTC);
     assert_eq!(store.key("k1", now).unwrap().unwrap().version, 3);

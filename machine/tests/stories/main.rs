@@ -3,6 +3,9 @@
 //! the `opkey-machine` process over its local socket; and the unit reporting its usage
 //! sessions to a real backend.
 
+mod keypad;
+mod keypad_process;
+mod keypad_refresh;
 mod persistence;
 mod process;
 mod relay;

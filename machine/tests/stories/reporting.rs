@@ -186,6 +186,7 @@ async fn the_reporter_delivers_each_session_once_even_when_an_answer_is_lost() {
             verifier,
             usage,
             usage_uploaded_through: 0,
+            keypad: Default::default(),
         })
         .unwrap();
     let machine = Machine::new(&provisioning, pkcs8.clone(), Box::new(store.clone())).unwrap();
@@ -297,6 +298,7 @@ async fn the_process_reports_to_the_bundles_server_and_exits_cleanly_on_sigterm(
             verifier: MachineState::default(),
             usage,
             usage_uploaded_through: 0,
+            keypad: Default::default(),
         })
         .unwrap();
 

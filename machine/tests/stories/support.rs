@@ -2,7 +2,7 @@
 //! exchange driven through a `Connection`.
 
 use opkey_machine::{Connection, Machine, MachineError, MachineEvent, MemoryStore, StateStore};
-use opkey_protocol::api::MachineProvisioning;
+use opkey_protocol::api::{KeypadTable, MachineProvisioning};
 use opkey_protocol::ble::test_support::{Issuer, PhoneKey, TestMachine, grant_body};
 use opkey_protocol::ble::{
     Command, Credential, Grant, PhoneUnlock, PhoneUnlockParams, Reassembler, UnlockError, UnlockOutcome,
@@ -46,6 +46,7 @@ pub struct Site {
     pub store: MemoryStore,
     pub relock_after_s: u16,
     pub revocations: Option<Vec<u8>>,
+    pub keypad: Option<KeypadTable>,
 }
 
 /// One exchange, as both ends saw it.
@@ -70,6 +71,7 @@ impl Site {
             store: MemoryStore::new(),
             relock_after_s: 120,
             revocations: None,
+            keypad: None,
         }
     }
 
@@ -83,7 +85,7 @@ impl Site {
             relock_after_s: self.relock_after_s,
             revocations: self.revocations.as_deref().map(b64),
             server_url: None,
-            keypad: None,
+            keypad: self.keypad.clone(),
         }
     }
 

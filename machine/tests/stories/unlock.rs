@@ -6,6 +6,9 @@ use opkey_protocol::ble::messages::ErrorMessage;
 use opkey_protocol::ble::revocation::{REVOKED_ENTIRELY, Revocation};
 use opkey_protocol::ble::{Command, PhoneUnlock, ReasonCode, UnlockOutcome, fragment};
 
+/// Fragments of a cold request at MTU 23 (PROTOCOL.md 2.9).
+const COLD_WRITES_AT_MTU_23: usize = 19;
+
 #[test]
 fn a_cold_then_a_warm_unlock_at_mtu_23_turn_the_relay_on_and_name_the_operator() {
     let site = Site::new();
@@ -23,9 +26,10 @@ fn a_cold_then_a_warm_unlock_at_mtu_23_turn_the_relay_on_and_name_the_operator()
             relock_after_s: 120,
         }]
     );
-    assert!(
-        cold.request.len() >= 20,
-        "a cold request at MTU 23 is about 20 writes"
+    assert_eq!(
+        cold.request.len(),
+        COLD_WRITES_AT_MTU_23,
+        "a cold request at MTU 23 (PROTOCOL.md 2.9, with this site's ids)"
     );
     assert!(machine.relay().is_on());
     assert_eq!(machine.relay().relock_at(), Some(at(T0 + 120)));

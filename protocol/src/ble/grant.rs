@@ -27,7 +27,7 @@ pub struct GrantBody {
     pub phone_public_key: [u8; 65],
     /// The machines this grant opens (at least one).
     pub machine_ids: Vec<String>,
-    /// Unix seconds, inclusive.
+    /// Unix seconds, inclusive (on the wire a `u32`: encoding refuses later than 2106).
     pub valid_from: u64,
     /// Unix seconds, exclusive.
     pub valid_to: u64,
@@ -57,9 +57,9 @@ impl GrantBody {
         for id in &self.machine_ids {
             w.id(id, "machine_id")?;
         }
-        w.u64(self.valid_from)
-            .u64(self.valid_to)
-            .u64(self.issued_at)
+        w.time(self.valid_from, "valid_from")?
+            .time(self.valid_to, "valid_to")?
+            .time(self.issued_at, "issued_at")?
             .u8(if self.personal { FLAG_PERSONAL } else { 0 })
             .u32(self.serial);
         Ok(w.into_bytes())
@@ -78,9 +78,9 @@ impl GrantBody {
             return Err(DecodeError::NoMachines);
         }
         let machine_ids = (0..n).map(|_| r.id("machine_id")).collect::<Result<_, _>>()?;
-        let valid_from = r.u64("valid_from")?;
-        let valid_to = r.u64("valid_to")?;
-        let issued_at = r.u64("issued_at")?;
+        let valid_from = r.time("valid_from")?;
+        let valid_to = r.time("valid_to")?;
+        let issued_at = r.time("issued_at")?;
         let flags = r.u8("flags")?;
         if flags & !FLAG_PERSONAL != 0 {
             return Err(DecodeError::BadValue {
@@ -170,6 +170,15 @@ impl Grant {
             body,
             bytes: bytes.to_vec(),
         })
+    }
+
+    /// How many bytes at the start of `bytes` are one grant (a grant delimits itself), so
+    /// that a request can carry it without a length prefix.
+    pub(crate) fn encoded_len(bytes: &[u8]) -> Result<usize, DecodeError> {
+        let mut r = Reader::new(bytes);
+        GrantBody::decode(&mut r)?;
+        r.take(RAW_SIGNATURE_LEN, "signature")?;
+        Ok(bytes.len() - r.remaining())
     }
 
     /// Checks the issuer's signature.

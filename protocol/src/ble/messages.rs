@@ -3,6 +3,7 @@
 //! [`super::phone`] and [`super::machine`].
 
 use super::crypto::{HELLO_CONTEXT, RAW_SIGNATURE_LEN, TAG_LEN};
+use super::grant::Grant;
 use super::wire::{DecodeError, EncodeError, Reader, Writer};
 use std::fmt;
 
@@ -247,7 +248,7 @@ impl Hello {
     fn write_fields(&self, w: &mut Writer) -> Result<(), EncodeError> {
         w.id(&self.machine_id, "machine_id")?;
         w.bytes(&self.machine_ephemeral_public_key)
-            .u64(self.machine_time)
+            .time(self.machine_time, "machine_time")?
             .u16(self.lifetime_s)
             .u32(self.hello_counter)
             .u32(self.revocation_sequence);
@@ -266,7 +267,7 @@ impl Hello {
         let hello = Hello {
             machine_id: r.id("machine_id")?,
             machine_ephemeral_public_key: r.public_key("machine_ephemeral_public_key")?,
-            machine_time: r.u64("machine_time")?,
+            machine_time: r.time("machine_time")?,
             lifetime_s: r.u16("lifetime_s")?,
             hello_counter: r.u32("hello_counter")?,
             revocation_sequence: r.u32("revocation_sequence")?,
@@ -332,28 +333,29 @@ impl fmt::Debug for RequestPlaintext {
     }
 }
 
-const CREDENTIAL_CACHED: u8 = 1;
-const CREDENTIAL_FULL: u8 = 2;
+/// `kind` bits 0–3: the command.
+const KIND_COMMAND_MASK: u8 = 0x0f;
+/// `kind` bit 4: the credential is a full grant (else a cached grant's key id).
+const KIND_FULL_GRANT: u8 = 0x10;
 
 impl RequestPlaintext {
+    /// `u8 kind ‖ credential ‖ [revocation list] ‖ [64] signature`: the grant delimits
+    /// itself, and a list is whatever lies between the credential and the signature.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let mut w = Writer::new();
-        w.u8(self.command.code());
         match &self.credential {
             Credential::Cached { key_id } => {
-                w.u8(CREDENTIAL_CACHED).id(key_id, "key_id")?;
+                w.u8(self.command.code()).id(key_id, "key_id")?;
             }
             Credential::Full { grant_bytes } => {
-                w.u8(CREDENTIAL_FULL).blob16(grant_bytes, "grant")?;
+                w.u8(self.command.code() | KIND_FULL_GRANT).bytes(grant_bytes);
             }
         }
-        match &self.revocations {
-            None => {
-                w.u8(0);
+        if let Some(list) = &self.revocations {
+            if list.is_empty() {
+                return Err(EncodeError::EmptyString { field: "revocations" });
             }
-            Some(list) => {
-                w.u8(1).blob16(list, "revocations")?;
-            }
+            w.bytes(list);
         }
         w.bytes(&self.signature);
         Ok(w.into_bytes())
@@ -361,27 +363,28 @@ impl RequestPlaintext {
 
     pub fn decode(plaintext: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(plaintext);
-        let command = r.u8("command")?;
-        let command = Command::from_code(command).ok_or(DecodeError::UnknownCommand(command))?;
-        let credential = match r.u8("credential_kind")? {
-            CREDENTIAL_CACHED => Credential::Cached {
+        let kind = r.u8("kind")?;
+        if kind & !(KIND_COMMAND_MASK | KIND_FULL_GRANT) != 0 {
+            return Err(DecodeError::UnknownCredentialKind(kind));
+        }
+        let code = kind & KIND_COMMAND_MASK;
+        let command = Command::from_code(code).ok_or(DecodeError::UnknownCommand(code))?;
+        let credential = if kind & KIND_FULL_GRANT == 0 {
+            Credential::Cached {
                 key_id: r.id("key_id")?,
-            },
-            CREDENTIAL_FULL => Credential::Full {
-                grant_bytes: r.blob16("grant")?.to_vec(),
-            },
-            other => return Err(DecodeError::UnknownCredentialKind(other)),
-        };
-        let revocations = match r.u8("has_revocations")? {
-            0 => None,
-            1 => Some(r.blob16("revocations")?.to_vec()),
-            other => {
-                return Err(DecodeError::BadValue {
-                    field: "has_revocations",
-                    value: u64::from(other),
-                });
+            }
+        } else {
+            let len = Grant::encoded_len(r.peek_rest())?;
+            Credential::Full {
+                grant_bytes: r.take(len, "grant")?.to_vec(),
             }
         };
+        let list_len = r
+            .remaining()
+            .checked_sub(RAW_SIGNATURE_LEN)
+            .ok_or(DecodeError::Truncated { field: "signature" })?;
+        let revocations = (list_len > 0).then(|| r.take(list_len, "revocations").map(<[u8]>::to_vec));
+        let revocations = revocations.transpose()?;
         let signature = r.array("signature")?;
         r.finish()?;
         Ok(Self {
@@ -484,9 +487,9 @@ mod tests {
     }
 
     #[test]
-    fn a_hello_round_trips_and_is_170_bytes_with_a_20_character_machine_id() {
+    fn a_hello_round_trips_and_is_166_bytes_with_a_20_character_machine_id() {
         let bytes = hello().encode().unwrap();
-        assert_eq!(bytes.len(), 170);
+        assert_eq!(bytes.len(), 166);
         assert_eq!(&bytes[..2], &[MESSAGE_VERSION, MessageType::Hello as u8]);
         assert_eq!(Hello::decode(&bytes), Ok(hello()));
         assert_eq!(message_type(&bytes), Ok(MessageType::Hello));
@@ -508,13 +511,15 @@ mod tests {
 
     #[test]
     fn a_request_plaintext_round_trips_with_and_without_a_list() {
+        use crate::ble::test_support::{Issuer, PhoneKey, grant_body};
+        let grant = Issuer::new().grant(grant_body("key_1", &PhoneKey::new(), &["mch_1"], 10, 20));
         for revocations in [None, Some(vec![1, 2, 3])] {
             for credential in [
                 Credential::Cached {
                     key_id: "key_1".into(),
                 },
                 Credential::Full {
-                    grant_bytes: vec![5; 300],
+                    grant_bytes: grant.as_bytes().to_vec(),
                 },
             ] {
                 let plain = RequestPlaintext {
@@ -541,11 +546,16 @@ mod tests {
         let err = RequestPlaintext::decode(&bytes).unwrap_err();
         assert_eq!(err, DecodeError::UnknownCommand(3));
         assert_eq!(err.reason(), ReasonCode::Unsupported);
-        bytes[0] = 1;
-        bytes[1] = 7;
+        bytes[0] = 0x21;
         assert_eq!(
             RequestPlaintext::decode(&bytes),
-            Err(DecodeError::UnknownCredentialKind(7))
+            Err(DecodeError::UnknownCredentialKind(0x21))
+        );
+        bytes[0] = 0x11;
+        assert_eq!(
+            RequestPlaintext::decode(&bytes).map_err(DecodeError::reason),
+            Err(ReasonCode::Malformed),
+            "a full-grant flag before something that is not a grant"
         );
     }
 

@@ -45,7 +45,7 @@ impl RevocationBody {
         let mut w = Writer::new();
         w.u8(REVOCATION_VERSION);
         w.id(&self.machine_id, "machine_id")?;
-        w.u32(self.sequence).u64(self.issued_at).u16(n);
+        w.u32(self.sequence).time(self.issued_at, "issued_at")?.u16(n);
         for entry in &self.entries {
             w.id(&entry.key_id, "key_id")?;
             w.u32(entry.min_serial);
@@ -60,7 +60,7 @@ impl RevocationBody {
         }
         let machine_id = r.id("machine_id")?;
         let sequence = r.u32("sequence")?;
-        let issued_at = r.u64("issued_at")?;
+        let issued_at = r.time("issued_at")?;
         let n = r.u16("entry_count")?;
         // Each entry is at least 6 bytes: refuse an impossible count before allocating.
         if usize::from(n) * 6 > r.remaining() {
@@ -235,7 +235,7 @@ mod tests {
     fn an_impossible_entry_count_is_refused_without_allocating() {
         let list = Issuer::new().revocations("mch_1", 1, 0, vec![]);
         let mut bytes = list.into_bytes();
-        let count = 1 + 6 + 4 + 8;
+        let count = 1 + 6 + 4 + 4;
         bytes[count] = 0xff;
         bytes[count + 1] = 0xff;
         assert_eq!(

@@ -740,10 +740,7 @@ fn the_phone_carries_its_list_only_when_the_machines_is_older() {
     let first = w.exchange(params.clone(), T0);
     assert_eq!(w.verifier.state().revocation_sequence, 3);
     let second = w.exchange(params, T0 + 1);
-    assert_eq!(
-        first.request.len(),
-        second.request.len() + 2 + list.as_bytes().len()
-    );
+    assert_eq!(first.request.len(), second.request.len() + list.as_bytes().len());
 }
 
 fn entries(m: usize) -> Vec<Revocation> {
@@ -753,7 +750,7 @@ fn entries(m: usize) -> Vec<Revocation> {
 /// The request a phone builds for `credential` carrying a list of `m` entries.
 fn request_with_list(w: &mut World, credential: Credential, m: usize) -> Vec<u8> {
     let list = w.issuer.revocations(MACHINE, 1, T0, entries(m));
-    assert_eq!(list.as_bytes().len(), 100 + 25 * m);
+    assert_eq!(list.as_bytes().len(), 96 + 25 * m);
     let mut params = w.params(Command::Unlock, credential);
     params.revocations = Some(list.into_bytes());
     let hello = w.hello(T0);
@@ -765,19 +762,19 @@ fn a_list_rides_along_up_to_the_documented_capacity_and_is_left_out_beyond_it() 
     let mut w = World::new();
     let (full, cached) = (w.full(), w.cached());
     assert_eq!(
-        request_with_list(&mut w, full.clone(), 21).len(),
-        375 + 2 + 100 + 25 * 21
+        request_with_list(&mut w, full.clone(), 22).len(),
+        359 + 96 + 25 * 22
     );
     assert_eq!(
-        request_with_list(&mut w, full, 22).len(),
-        375,
+        request_with_list(&mut w, full, 23).len(),
+        359,
         "a list that does not fit stays home"
     );
     assert_eq!(
         request_with_list(&mut w, cached.clone(), 30).len(),
-        171 + 2 + 100 + 25 * 30
+        169 + 96 + 25 * 30
     );
-    assert_eq!(request_with_list(&mut w, cached, 31).len(), 171);
+    assert_eq!(request_with_list(&mut w, cached, 31).len(), 169);
 
     let machines: Vec<String> = (0..8).map(|i| format!("mch_{i:016}")).collect();
     let mut names: Vec<&str> = machines.iter().map(String::as_str).collect();
@@ -785,15 +782,22 @@ fn a_list_rides_along_up_to_the_documented_capacity_and_is_left_out_beyond_it() 
     w.grant = w
         .issuer
         .grant(grant_body(KEY, &w.phone, &names, T0 - 60, T0 + DAY));
-    assert_eq!(w.grant.as_bytes().len(), 202 + 21 * 8);
+    assert_eq!(w.grant.as_bytes().len(), 190 + 21 * 8);
     let full = w.full();
     let request = request_with_list(&mut w, full, 16);
     assert!(request.len() <= MAX_MESSAGE_LEN);
-    assert_eq!(request.len(), 375 + 21 * 7 + 2 + 100 + 25 * 16);
+    assert_eq!(request.len(), 359 + 21 * 7 + 96 + 25 * 16);
     // The machine takes the list and the grant.
     let outcome = w.verifier.handle(&request, T0);
     assert!(matches!(outcome.decision, Decision::Unlocked { .. }));
     assert_eq!(w.verifier.state().revocation_sequence, 1);
+    let full = w.full();
+    let seventeen = request_with_list(&mut w, full, 17);
+    assert_eq!(
+        seventeen.len(),
+        359 + 21 * 7,
+        "17 entries do not fit beside 8 machines"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1269,7 +1273,10 @@ fn message_sizes_match_the_budget() {
         "hello {} warm {} cold {} result {} grant {}",
         sizes.0, sizes.1, sizes.2, sizes.3, sizes.4
     );
-    assert_eq!(sizes, (170, 171, 375, 25, 223));
+    assert_eq!(sizes, (166, 169, 359, 25, 211));
+    // Two writes at MTU 185 carry (185 − 3) · 2 − 3 − 1 = 360 bytes of message.
+    assert_eq!(fragment(&cold.request, 185).unwrap().len(), 2);
+    assert_eq!(fragment(&warm.request, 185).unwrap().len(), 1);
     assert_eq!(
         ErrorMessage {
             code: ReasonCode::Expired

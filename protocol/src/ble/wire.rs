@@ -69,12 +69,8 @@ pub enum EncodeError {
     },
     #[error("a grant must name at least one machine")]
     NoMachines,
-    #[error("`{field}` is {len} bytes long; at most {max} fit")]
-    TooLong {
-        field: &'static str,
-        len: usize,
-        max: usize,
-    },
+    #[error("`{field}` is {value}; wire times are u32 Unix seconds (up to 2106-02-07)")]
+    TimeOutOfRange { field: &'static str, value: u64 },
 }
 
 /// Reads the grammar's primitives from a byte slice, front to back.
@@ -120,10 +116,6 @@ impl<'a> Reader<'a> {
         Ok(u32::from_be_bytes(self.array(field)?))
     }
 
-    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
-        Ok(u64::from_be_bytes(self.array(field)?))
-    }
-
     /// A `str`: `u8` length, at most 64 bytes of UTF-8 (may be empty).
     pub(crate) fn str(&mut self, field: &'static str) -> Result<String, DecodeError> {
         let len = usize::from(self.u8(field)?);
@@ -154,10 +146,14 @@ impl<'a> Reader<'a> {
         Ok(key)
     }
 
-    /// A `u16` length, then that many bytes.
-    pub(crate) fn blob16(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
-        let len = usize::from(self.u16(field)?);
-        self.take(len, field)
+    /// Everything left, without consuming it.
+    pub(crate) fn peek_rest(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// A time: `u32` Unix seconds.
+    pub(crate) fn time(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        self.u32(field).map(u64::from)
     }
 
     /// Everything left.
@@ -200,9 +196,10 @@ impl Writer {
         self
     }
 
-    pub(crate) fn u64(&mut self, v: u64) -> &mut Self {
-        self.bytes.extend_from_slice(&v.to_be_bytes());
-        self
+    /// A time as `u32` Unix seconds; later than 2106 cannot be written.
+    pub(crate) fn time(&mut self, v: u64, field: &'static str) -> Result<&mut Self, EncodeError> {
+        let v = u32::try_from(v).map_err(|_| EncodeError::TimeOutOfRange { field, value: v })?;
+        Ok(self.u32(v))
     }
 
     pub(crate) fn bytes(&mut self, v: &[u8]) -> &mut Self {
@@ -227,18 +224,6 @@ impl Writer {
             return Err(EncodeError::EmptyString { field });
         }
         self.str(v, field)
-    }
-
-    /// A `u16` length, then the bytes.
-    pub(crate) fn blob16(&mut self, v: &[u8], field: &'static str) -> Result<&mut Self, EncodeError> {
-        let len = u16::try_from(v.len()).map_err(|_| EncodeError::TooLong {
-            field,
-            len: v.len(),
-            max: usize::from(u16::MAX),
-        })?;
-        self.u16(len);
-        self.bytes.extend_from_slice(v);
-        Ok(self)
     }
 
     pub(crate) fn into_bytes(self) -> Vec<u8> {
@@ -289,20 +274,30 @@ mod tests {
     #[test]
     fn integers_are_big_endian_and_strings_carry_their_length() {
         let mut w = Writer::new();
-        w.u8(1).u16(0x0203).u32(0x0405_0607).u64(8);
+        w.u8(1).u16(0x0203).u32(0x0405_0607).time(8, "d").unwrap();
         w.str("mch", "machine_id").unwrap();
         let bytes = w.into_bytes();
-        assert_eq!(
-            bytes,
-            [1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 8, 3, b'm', b'c', b'h']
-        );
+        assert_eq!(bytes, [1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 8, 3, b'm', b'c', b'h']);
         let mut r = Reader::new(&bytes);
         assert_eq!(r.u8("a"), Ok(1));
         assert_eq!(r.u16("b"), Ok(0x0203));
         assert_eq!(r.u32("c"), Ok(0x0405_0607));
-        assert_eq!(r.u64("d"), Ok(8));
+        assert_eq!(r.time("d"), Ok(8));
         assert_eq!(r.str("machine_id").as_deref(), Ok("mch"));
         assert_eq!(r.finish(), Ok(()));
+    }
+
+    #[test]
+    fn a_time_after_2106_cannot_be_written() {
+        let too_late = u64::from(u32::MAX) + 1;
+        assert_eq!(
+            Writer::new().time(too_late, "valid_to").err(),
+            Some(EncodeError::TimeOutOfRange {
+                field: "valid_to",
+                value: too_late
+            })
+        );
+        assert!(Writer::new().time(u64::from(u32::MAX), "valid_to").is_ok());
     }
 
     #[test]

@@ -7,25 +7,34 @@
 //! and not yet expired. Every change bumps the key's sequence value (and edits and
 //! revocations its version) so phones see it by cursor. Deleting, revoking or editing a
 //! Digital Key whose grants may still be valid issues new revocation lists for its
-//! machines in the same transaction (`digital_key::revocations`).
+//! machines in the same transaction (`digital_key::revocations`); so does changing a key
+//! on keypads (Rolling PIN, Static PIN, cards), whose keypad tables may still hold it.
+//!
+//! A Rolling PIN key gets a seed (sealed at rest) and the lowest keypad slot free on all
+//! of its machines; a Static PIN key gets the admin's PIN or a generated one, unique on
+//! each of its machines (`keypad`). Neither secret is ever logged or put in an error.
 
 use crate::app::AppState;
 use crate::auth::AccessManager;
+use crate::db::keys::SealedPins;
 use crate::db::{keys, machines, operators, sequence};
 use crate::digital_key::revocations::{self, REVOKED_ENTIRELY, Refusal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::ids::{IdKind, new_id};
+use crate::keypad;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use opkey_protocol::api::{CreateKey, EditKey, ErrorBody};
-use opkey_protocol::model::{SlotClass, Validity};
+use opkey_protocol::api::{CreateKey, EditKey, ErrorBody, StaticPinView};
+use opkey_protocol::model::{RollingPinInfo, SlotClass, Validity};
+use opkey_protocol::pin::{PinSeed, PinSpec, PinSpecError};
 use opkey_protocol::{AccessType, Key, Machine};
 use rusqlite::Connection;
 use serde::Deserialize;
 use std::collections::HashSet;
 use time::OffsetDateTime;
+use zeroize::Zeroizing;
 
 const MAX_CARD_ID_CHARS: usize = 64;
 const MAX_DESCRIPTION_CHARS: usize = 1000;
@@ -70,6 +79,70 @@ fn clean_card_id(access_type: AccessType, card_id: Option<&str>) -> Result<Optio
         )),
         (false, None) => Ok(None),
     }
+}
+
+/// The Rolling PIN settings of a new key (defaults filled in), refusing PIN fields on a
+/// key of another access type.
+fn clean_pin_fields(body: &CreateKey) -> Result<Option<PinSpec>, ApiError> {
+    if body.access_type != AccessType::StaticPin && body.static_pin.is_some() {
+        return Err(ApiError::field(
+            "static_pin",
+            format!(
+                "only Static PIN keys have a PIN; leave it out for {} keys",
+                body.access_type.label()
+            ),
+        ));
+    }
+    if body.access_type != AccessType::RollingPin {
+        let given = [
+            ("pin_algorithm", body.pin_algorithm.is_some()),
+            ("pin_digits", body.pin_digits.is_some()),
+            ("pin_period_s", body.pin_period_s.is_some()),
+        ];
+        if let Some((field, _)) = given.into_iter().find(|(_, set)| *set) {
+            return Err(ApiError::field(
+                field,
+                format!(
+                    "only Rolling PIN keys have PIN settings; leave it out for {} keys",
+                    body.access_type.label()
+                ),
+            ));
+        }
+        return Ok(None);
+    }
+    let defaults = PinSpec::default();
+    let spec = PinSpec {
+        algorithm: body.pin_algorithm.unwrap_or(defaults.algorithm),
+        digits: body.pin_digits.unwrap_or(defaults.digits),
+        period_s: body.pin_period_s.unwrap_or(defaults.period_s),
+    };
+    spec.validate().map_err(|e| {
+        let field = match e {
+            PinSpecError::Digits(_) => "pin_digits",
+            PinSpecError::Period(_) => "pin_period_s",
+            _ => "pin_algorithm",
+        };
+        ApiError::field(field, e.to_string())
+    })?;
+    Ok(Some(spec))
+}
+
+/// An admin's Static PIN: 4 to 8 digits.
+fn clean_static_pin(pin: Option<&str>) -> Result<Option<Zeroizing<String>>, ApiError> {
+    let Some(pin) = pin.map(str::trim).filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    opkey_protocol::pin::validate_static_pin(pin).map_err(|_| {
+        ApiError::field(
+            "static_pin",
+            format!(
+                "must be {} to {} digits (or left out to have one generated)",
+                opkey_protocol::pin::STATIC_PIN_MIN_DIGITS,
+                opkey_protocol::pin::STATIC_PIN_MAX_DIGITS
+            ),
+        )
+    })?;
+    Ok(Some(Zeroizing::new(pin.to_owned())))
 }
 
 fn check_window(validity: &Validity) -> Result<(), ApiError> {
@@ -170,7 +243,9 @@ pub async fn create(
         valid_to: body.valid_to,
     };
     check_window(&validity)?;
-    let key = Key {
+    let spec = clean_pin_fields(&body)?;
+    let given_pin = clean_static_pin(body.static_pin.as_deref())?;
+    let mut key = Key {
         id: new_id(&state.rng, IdKind::Key)?,
         organization_id: caller.organization.id.clone(),
         access_type: body.access_type,
@@ -183,13 +258,18 @@ pub async fn create(
         card_id: clean_card_id(body.access_type, body.card_id.as_deref())?,
         rolling_pin: None,
     };
+    let mut pins = SealedPins::default();
+    if let Some(spec) = spec {
+        let seed = PinSeed::generate(spec.algorithm, &state.rng)?;
+        pins.seed = Some(state.secrets.seal(&state.rng, &key.id, seed.as_bytes())?);
+    }
     let now = state.now();
-    let stored = key.clone();
-    state
+    let (rng, secrets) = (state.rng.clone(), state.secrets.clone());
+    let key = state
         .db
         .write(move |tx| {
-            let org_id = &stored.organization_id;
-            if let Some(op) = &stored.operator_id
+            let org_id = &key.organization_id;
+            if let Some(op) = &key.operator_id
                 && operators::get_in_org(tx, op, org_id)?.is_none()
             {
                 return Err(ApiError::field(
@@ -197,7 +277,7 @@ pub async fn create(
                     format!("operator {op} is not in this organization"),
                 ));
             }
-            let machines = stored
+            let machines = key
                 .machine_ids
                 .iter()
                 .map(|id| {
@@ -206,9 +286,31 @@ pub async fn create(
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            check_device_lists(tx, &stored, &machines, now, None)?;
-            keys::insert(tx, &stored, sequence::next(tx)?, now)?;
-            Ok(())
+            check_device_lists(tx, &key, &machines, now, None)?;
+            if let Some(spec) = spec {
+                key.rolling_pin = Some(RollingPinInfo {
+                    slot: keypad::allocate_slot(tx, &machines, now)?,
+                    algorithm: spec.algorithm,
+                    digits: spec.digits,
+                    period_s: spec.period_s,
+                });
+            }
+            if key.access_type == AccessType::StaticPin {
+                let pin = match given_pin {
+                    Some(pin) => {
+                        let tag = secrets.static_pin_tag(&pin);
+                        keypad::check_static_pin_unique(tx, &tag, &machines, now, None)?;
+                        pin
+                    }
+                    None => {
+                        keypad::generate_static_pin(tx, &rng, |p| secrets.static_pin_tag(p), &machines, now)?
+                    }
+                };
+                pins.static_pin_tag = Some(secrets.static_pin_tag(&pin));
+                pins.static_pin = Some(secrets.seal(&rng, &key.id, pin.as_bytes())?);
+            }
+            keys::insert(tx, &key, &pins, sequence::next(tx)?, now)?;
+            Ok(key)
         })
         .await?;
     tracing::info!(key_id = %key.id, access_type = %key.access_type, operator_id = ?key.operator_id, "key created");
@@ -295,7 +397,16 @@ pub async fn edit(
             if let Some(valid_to) = body.valid_to {
                 key.validity.valid_to = valid_to;
                 check_window(&key.validity)?;
-                check_device_lists(tx, &key, &machines_of(tx, &key)?, now, Some(&key.id))?;
+                let machines = machines_of(tx, &key)?;
+                check_device_lists(tx, &key, &machines, now, Some(&key.id))?;
+                if !key.revoked && key.validity.valid_to > now {
+                    if let Some(pin) = &key.rolling_pin {
+                        keypad::check_slot_kept(tx, &key.id, pin.slot, &machines, now)?;
+                    }
+                    if let Some(tag) = keys::sealed_pins(tx, &key.id)?.static_pin_tag {
+                        keypad::check_static_pin_unique(tx, &tag, &machines, now, Some(&key.id))?;
+                    }
+                }
             }
             if let Some(description) = description {
                 key.description = description;
@@ -393,4 +504,47 @@ pub async fn revoke(
         .await?;
     tracing::info!(key_id = %key.id, version = key.version, "key revoked");
     Ok(Json(key))
+}
+
+/// A Static PIN key's PIN, for the admin who hands it out.
+#[utoipa::path(
+    get, path = "/admin/v1/keys/{id}/static-pin", tag = "keys", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "key id")),
+    responses(
+        (status = 200, body = StaticPinView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "conflict: the key is not a Static PIN key")
+    )
+)]
+pub async fn static_pin(
+    State(state): State<AppState>,
+    AccessManager(caller): AccessManager,
+    Path(id): Path<String>,
+) -> ApiResult<Json<StaticPinView>> {
+    let secrets = state.secrets.clone();
+    let view = state
+        .db
+        .read(move |conn| {
+            let key = keys::get_in_org(conn, &id, caller.organization_id())?.ok_or_else(|| not_found(&id))?;
+            if key.access_type != AccessType::StaticPin {
+                return Err(ApiError::NotStaticPin {
+                    key_id: key.id,
+                    access_type: key.access_type,
+                });
+            }
+            let sealed = keys::sealed_pins(conn, &key.id)?.static_pin.ok_or_else(|| {
+                ApiError::Conflict(format!(
+                    "key {} was created before Static PINs were kept: delete it and create a new one",
+                    key.id
+                ))
+            })?;
+            let pin = secrets.open(&key.id, &sealed)?;
+            Ok(StaticPinView {
+                key_id: key.id,
+                static_pin: String::from_utf8_lossy(&pin).into_owned(),
+            })
+        })
+        .await?;
+    tracing::info!(key_id = %view.key_id, "static PIN shown to an admin");
+    Ok(Json(view))
 }

@@ -171,8 +171,9 @@ pub async fn edit(
 }
 
 /// What a telematics unit needs to verify grants offline: the issuer's public key, its
-/// own registered key, its timings and its latest revocation list; and where to report
-/// its usage sessions when online.
+/// own registered key, its timings and its latest revocation list; where to report its
+/// usage sessions when online; and, for a machine with a keypad, its keypad table
+/// (secret: Rolling PIN seeds and Static PINs).
 #[utoipa::path(
     get, path = "/admin/v1/machines/{id}/provisioning", tag = "machines", security(("admin_token" = [])),
     params(("id" = String, Path, description = "machine id")),
@@ -187,13 +188,19 @@ pub async fn provisioning(
     AccessManager(caller): AccessManager,
     Path(id): Path<String>,
 ) -> ApiResult<Json<MachineProvisioning>> {
-    let (machine, list) = state
+    let (secrets, now) = (state.secrets.clone(), state.now());
+    let (machine, list, keypad) = state
         .db
         .read(move |conn| {
             let machine =
                 machines::get_in_org(conn, &id, caller.organization_id())?.ok_or_else(|| not_found(&id))?;
             let list = revocations::latest(conn, &machine.id)?;
-            Ok((machine, list))
+            let keypad = if machine.keypad == Keypad::None || machine.ble_public_key.is_none() {
+                None
+            } else {
+                Some(crate::keypad::table::build(conn, &secrets, &machine, now)?)
+            };
+            Ok((machine, list, keypad))
         })
         .await?;
     let machine_public_key = machine.ble_public_key.ok_or_else(|| {
@@ -212,7 +219,7 @@ pub async fn provisioning(
         relock_after_s: state.relock_after_s,
         revocations: list.map(|(_, bytes)| b64(&bytes)),
         server_url: Some(state.public_url.to_string()),
-        keypad: None,
+        keypad,
     }))
 }
 

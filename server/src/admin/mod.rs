@@ -76,5 +76,6 @@ pub fn router() -> Router<AppState> {
             get(keys::get_one).patch(keys::edit).delete(keys::delete),
         )
         .route("/keys/{id}/revoke", post(keys::revoke))
+        .route("/keys/{id}/static-pin", get(keys::static_pin))
         .route("/sms", get(sms::outbox))
 }

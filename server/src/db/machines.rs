@@ -27,8 +27,9 @@ fn machine(row: &Row<'_>) -> rusqlite::Result<(Machine, i64)> {
 
 pub fn insert(conn: &Connection, m: &Machine, seq: i64, now: OffsetDateTime) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO machines (id, organization_id, name, serial, unit_type, keypad, ble_public_key, seq, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO machines (id, organization_id, name, serial, unit_type, keypad, ble_public_key, seq, created_at,
+                               keypad_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8)",
         params![
             m.id,
             m.organization_id,
@@ -76,6 +77,13 @@ pub fn update(conn: &Connection, m: &Machine, seq: i64) -> rusqlite::Result<()> 
         params![m.id, m.name, m.serial, m.ble_public_key, seq],
     )?;
     Ok(())
+}
+
+/// The version of the machine's keypad table: the change sequence value of the latest
+/// change to any of its keypad entries (raised by `keys`), or of its creation.
+pub fn keypad_seq(conn: &Connection, id: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT keypad_seq FROM machines WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
 }
 
 /// True while any key (not deleted) refers to the machine.

@@ -90,11 +90,12 @@ pub fn delete_machine(conn: &Connection, machine_id: &str) -> rusqlite::Result<(
     Ok(())
 }
 
-/// True when the machine has a registered BLE key (only such machines are named in
-/// grants, so only they need lists).
-pub fn machine_has_ble_key(conn: &Connection, machine_id: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM machines WHERE id = ?1 AND ble_public_key IS NOT NULL")?
-        .exists([machine_id])
+/// Whether the machine takes revocation lists (it has a registered BLE key): `None` when
+/// not, else whether it has a keypad.
+pub fn list_target(conn: &Connection, machine_id: &str) -> rusqlite::Result<Option<bool>> {
+    conn.prepare_cached("SELECT keypad <> 'none' FROM machines WHERE id = ?1 AND ble_public_key IS NOT NULL")?
+        .query_row([machine_id], |r| r.get(0))
+        .optional()
 }
 
 /// The latest lists a phone of `operator_id` carries: those of machines opened by its

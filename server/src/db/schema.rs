@@ -231,6 +231,33 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX machine_nonces_expiry ON machine_nonces(expires_at);
     "#,
+    // 4: Rolling PIN and Static PIN keys, and per-machine keypad tables.
+    r#"
+    -- Rolling PIN keys: the keypad slot (the same on every machine of the key) and how
+    -- codes are made. Not secret.
+    ALTER TABLE keys ADD COLUMN pin_slot INTEGER;
+    ALTER TABLE keys ADD COLUMN pin_algorithm TEXT;
+    ALTER TABLE keys ADD COLUMN pin_digits INTEGER;
+    ALTER TABLE keys ADD COLUMN pin_period_s INTEGER;
+    -- Secrets sealed with AES-256-GCM under the secrets key file (associated data: the
+    -- key id): version byte, nonce, ciphertext, tag. Never stored in the clear.
+    ALTER TABLE keys ADD COLUMN pin_seed_sealed BLOB;
+    ALTER TABLE keys ADD COLUMN static_pin_sealed BLOB;
+    -- HMAC-SHA256 of the Static PIN under a key derived from the secrets key: lets the
+    -- database check that a PIN is unique on a machine without holding it.
+    ALTER TABLE keys ADD COLUMN static_pin_tag BLOB;
+    -- The latest valid_to any keypad table carried for the key: how long a revocation list
+    -- must keep refusing it.
+    ALTER TABLE keys ADD COLUMN keypad_until TEXT;
+    UPDATE keys SET keypad_until = valid_to WHERE access_type <> 'digital-key';
+
+    -- The version of the machine's keypad table: the change sequence value of the latest
+    -- change to any of its keypad entries (or of the machine's creation).
+    ALTER TABLE machines ADD COLUMN keypad_seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE machines SET keypad_seq = max(seq, coalesce((
+        SELECT max(k.seq) FROM keys k JOIN key_machines km ON km.key_id = k.id
+        WHERE km.machine_id = machines.id), 0));
+    "#,
 ];
 
 /// Brings the schema up to date.

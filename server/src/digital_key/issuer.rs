@@ -7,14 +7,15 @@
 //!
 //! Never logs or prints the private key; `Debug` shows the public key only.
 
+use crate::key_file;
 use opkey_protocol::ble::{Grant, GrantBody, RevocationBody, RevocationList, SignError};
-use opkey_protocol::encoding::{b64, hex};
-use ring::rand::{SecureRandom, SystemRandom};
+use opkey_protocol::encoding::b64;
+use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 use zeroize::Zeroizing;
 
 /// Why the issuer key file could not be used.
@@ -54,14 +55,14 @@ impl Issuer {
         let rng = SystemRandom::new();
         match fs::read(path) {
             Ok(bytes) => {
-                warn_if_readable_by_others(path);
+                key_file::warn_if_readable_by_others(path, "the issuer key file");
                 Self::from_pkcs8(&Zeroizing::new(bytes), rng)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
                     .map_err(|_| IssuerKeyError::Random)?;
                 let pkcs8 = Zeroizing::new(pkcs8.as_ref().to_vec());
-                if create_private_file(path, &pkcs8, &rng)? {
+                if key_file::create_private_file(path, &pkcs8, &rng).map_err(IssuerKeyError::Create)? {
                     tracing::info!(path = %path.display(), "created a new issuer key");
                     Self::from_pkcs8(&pkcs8, rng)
                 } else {
@@ -97,70 +98,6 @@ impl Issuer {
     pub fn sign_revocations(&self, body: RevocationBody) -> Result<RevocationList, SignError> {
         RevocationList::sign(body, &self.pair, &self.rng)
     }
-}
-
-/// Writes `bytes` to a new file at `path`, readable by the owner only. Returns false
-/// (and leaves the existing file alone) when `path` already exists.
-fn create_private_file(path: &Path, bytes: &[u8], rng: &SystemRandom) -> Result<bool, IssuerKeyError> {
-    let mut nonce = [0u8; 8];
-    rng.fill(&mut nonce).map_err(|_| IssuerKeyError::Random)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = path.with_file_name(format!(".{name}.{}.tmp", hex(&nonce)));
-    let result = write_then_link(&temp, path, bytes);
-    let _ = fs::remove_file(&temp);
-    match result {
-        Ok(()) => {
-            sync_folder(path);
-            Ok(true)
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(IssuerKeyError::Create(e)),
-    }
-}
-
-/// The key appears at `path` complete or not at all: a hard link never replaces an
-/// existing file, unlike a rename.
-fn write_then_link(temp: &PathBuf, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(temp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::hard_link(temp, path)
-}
-
-fn sync_folder(path: &Path) {
-    #[cfg(unix)]
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && let Ok(dir) = fs::File::open(dir)
-    {
-        let _ = dir.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-}
-
-fn warn_if_readable_by_others(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = fs::metadata(path)
-            && meta.permissions().mode() & 0o077 != 0
-        {
-            tracing::warn!(path = %path.display(), "the issuer key file is readable by others; chmod 600 it");
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
 }
 
 #[cfg(test)]

@@ -1,6 +1,10 @@
 //! Revocation lists, one per machine (PROTOCOL.md 2.3), issued inside the transaction of
 //! the change that calls for them.
 //!
+//! Keys on keypads (Rolling PIN, Static PIN and card keys) get entries too, on machines with
+//! a keypad, until the latest end date any keypad table carried for them: the keypad
+//! refuses a key whose serial is below the list's `min_serial`.
+//!
 //! When a Digital Key is deleted or revoked its machines must refuse every grant of it
 //! (`min_serial = REVOKED_ENTIRELY`); when it is edited (a new version) or superseded, every
 //! grant of an older version (`min_serial = the new version`). An entry is needed only
@@ -79,21 +83,28 @@ pub fn refuse(
 ) -> Result<usize, ApiError> {
     let mut machines = BTreeSet::new();
     for refusal in refusals {
-        let Some(needed_until) = grants::horizon(tx, refusal.key_id)?.filter(|h| *h > now) else {
+        let grants_until = grants::horizon(tx, refusal.key_id)?.filter(|h| *h > now);
+        // Keys on keypads: a keypad table may hold the key until its latest end date.
+        let keypad_until = keys::keypad_horizon(tx, refusal.key_id)?.filter(|h| *h > now);
+        if grants_until.is_none() && keypad_until.is_none() {
             continue;
-        };
+        }
         for machine_id in refusal.machine_ids {
-            if revocations::machine_has_ble_key(tx, machine_id)? {
-                revocations::upsert_entry(
-                    tx,
-                    machine_id,
-                    refusal.key_id,
-                    refusal.min_serial,
-                    needed_until,
-                    now,
-                )?;
-                machines.insert(machine_id.as_str());
-            }
+            let Some(has_keypad) = revocations::list_target(tx, machine_id)? else {
+                continue;
+            };
+            let Some(needed_until) = grants_until.max(keypad_until.filter(|_| has_keypad)) else {
+                continue;
+            };
+            revocations::upsert_entry(
+                tx,
+                machine_id,
+                refusal.key_id,
+                refusal.min_serial,
+                needed_until,
+                now,
+            )?;
+            machines.insert(machine_id.as_str());
         }
     }
     for machine_id in &machines {

@@ -7,25 +7,19 @@
 //! and is otherwise a duplicate. One upload is one transaction, nonce included, so a
 //! refused upload spends nothing.
 
+use super::signed;
 use crate::app::AppState;
 use crate::db::machine_usage::{self, Stored};
-use crate::db::machines;
 use crate::error::{ApiError, ApiResult, SignedStep};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use opkey_protocol::api::{
-    ErrorBody, MACHINE_SIGNATURE_HEADER, MACHINE_USAGE_SESSIONS_MAX, MachineUsageReceipt,
-    MachineUsageSession, MachineUsageUpload, SESSION_OPEN, machine_usage_message,
+    ErrorBody, MACHINE_USAGE_SESSIONS_MAX, MachineUsageReceipt, MachineUsageSession, MachineUsageUpload,
+    SESSION_OPEN,
 };
-use opkey_protocol::encoding::unb64;
-use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 
-/// How far a machine's `sent_at` may be from the server's clock.
-pub const MAX_CLOCK_DIFFERENCE: time::Duration = time::Duration::hours(24);
-/// Random bytes in a nonce.
-pub const NONCE_BYTES: usize = 16;
 /// Longest key id, operator id and `ended_by` accepted.
 const MAX_FIELD_CHARS: usize = 64;
 
@@ -60,20 +54,6 @@ fn check(index: usize, s: &MachineUsageSession) -> Result<(), ApiError> {
     }
 }
 
-/// The signature over `body` by the machine's registered key.
-fn verify(ble_public_key: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
-    let bad = || ApiError::BadSignature(SignedStep::MachineUsage);
-    let public_key = ble_public_key.and_then(unb64).ok_or_else(bad)?;
-    let signature = headers
-        .get(MACHINE_SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| unb64(v.trim()))
-        .ok_or_else(bad)?;
-    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, public_key)
-        .verify(&machine_usage_message(body), &signature)
-        .map_err(|_| bad())
-}
-
 /// Stores the sessions a machine reports; re-sent ones are counted, not stored again.
 #[utoipa::path(
     post, path = "/machine/v1/usage", tag = "machine", security(("machine_signature" = [])),
@@ -93,29 +73,16 @@ pub async fn upload(
 ) -> ApiResult<Json<MachineUsageReceipt>> {
     let upload: MachineUsageUpload = serde_json::from_slice(&body)
         .map_err(|e| ApiError::InvalidRequest(format!("the body is not a MachineUsageUpload: {e}")))?;
-    let machine_id = upload.machine_id.clone();
-    let machine = state
-        .db
-        .read(move |conn| {
-            machines::get(conn, &machine_id)?
-                .ok_or_else(|| ApiError::NotFound(format!("no machine {machine_id} is registered")))
-        })
-        .await?;
-    verify(machine.ble_public_key.as_deref(), &headers, &body)?;
-
-    let now = state.now();
-    if (upload.sent_at - now).abs() > MAX_CLOCK_DIFFERENCE {
-        return Err(ApiError::field(
-            "sent_at",
-            format!("is more than 24 hours from the server's clock ({now}): set the machine's clock"),
-        ));
-    }
-    if unb64(&upload.nonce).is_none_or(|n| n.len() != NONCE_BYTES) {
-        return Err(ApiError::field(
-            "nonce",
-            format!("must be {NONCE_BYTES} random bytes, base64url"),
-        ));
-    }
+    let (machine, now) = signed::authenticate(
+        &state,
+        &headers,
+        &body,
+        SignedStep::MachineUsage,
+        &upload.machine_id,
+        upload.sent_at,
+        &upload.nonce,
+    )
+    .await?;
     if upload.sessions.len() > MACHINE_USAGE_SESSIONS_MAX {
         return Err(ApiError::field(
             "sessions",
@@ -129,18 +96,11 @@ pub async fn upload(
         check(index, session)?;
     }
 
-    // Kept for as long as an upload with this sent_at could still be accepted.
-    let nonce_expires_at = upload.sent_at + MAX_CLOCK_DIFFERENCE;
     let machine_id = machine.id.clone();
     let receipt = state
         .db
         .write(move |tx| {
-            machine_usage::prune_nonces(tx, now)?;
-            if !machine_usage::use_nonce(tx, &machine.id, &upload.nonce, nonce_expires_at)? {
-                return Err(ApiError::Conflict(
-                    "this nonce was used before: a replayed upload is refused; send a new nonce".to_owned(),
-                ));
-            }
+            signed::spend_nonce(tx, &machine.id, &upload.nonce, upload.sent_at, now)?;
             let mut receipt = MachineUsageReceipt {
                 accepted: 0,
                 updated: 0,

@@ -23,7 +23,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
 use axum::Json;
 use axum::extract::State;
-use opkey_protocol::api::{ErrorBody, OperatorProfile, SYNC_PAGE_DEFAULT, SYNC_PAGE_MAX, SyncResponse};
+use opkey_protocol::AccessType;
+use opkey_protocol::api::{
+    ErrorBody, OperatorProfile, PinSecretRecord, SYNC_PAGE_DEFAULT, SYNC_PAGE_MAX, SyncResponse,
+};
+use opkey_protocol::encoding::b64;
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -63,6 +67,7 @@ pub async fn sync(
     let now = state.now();
     let phone_id = session.phone_id.clone();
     let (issuer, lifetime) = (state.issuer.clone(), state.grant_lifetime);
+    let secrets = state.secrets.clone();
     let (response, issued) = state
         .db
         .write(move |tx| {
@@ -109,6 +114,32 @@ pub async fn sync(
                     KeyChange::Deleted(id) => deleted_key_ids.push(id),
                 }
             }
+            // The secrets of upserted PIN keys travel with them (sealed at rest, opened here).
+            let mut pin_secrets = Vec::new();
+            for key in &keys {
+                if !matches!(key.access_type, AccessType::RollingPin | AccessType::StaticPin) {
+                    continue;
+                }
+                let sealed = keys::sealed_pins(tx, &key.id)?;
+                let seed = match (key.access_type, sealed.seed) {
+                    (AccessType::RollingPin, Some(s)) => Some(b64(&secrets.open(&key.id, &s)?)),
+                    _ => None,
+                };
+                let static_pin = match (key.access_type, sealed.static_pin, key.is_personal()) {
+                    (AccessType::StaticPin, Some(s), true) => {
+                        Some(String::from_utf8_lossy(&secrets.open(&key.id, &s)?).into_owned())
+                    }
+                    _ => None,
+                };
+                if seed.is_some() || static_pin.is_some() {
+                    pin_secrets.push(PinSecretRecord {
+                        key_id: key.id.clone(),
+                        version: key.version,
+                        seed,
+                        static_pin,
+                    });
+                }
+            }
             let response = SyncResponse {
                 cursor: next as u64,
                 has_more,
@@ -125,7 +156,7 @@ pub async fn sync(
                 grants: grants.into_iter().map(|(g, _)| g).collect(),
                 revocations: lists.into_iter().map(|(l, _)| l).collect(),
                 issuer_public_key: Some(issuer.public_key().to_owned()),
-                pin_secrets: Vec::new(),
+                pin_secrets,
             };
             Ok((response, issued))
         })
@@ -138,6 +169,7 @@ pub async fn sync(
         grants = response.grants.len(),
         issued_grants = issued.grants,
         revocation_lists = response.revocations.len(),
+        pin_secrets = response.pin_secrets.len(),
         "sync"
     );
     Ok(Json(response))

@@ -11,4 +11,5 @@ mod machine_usage;
 mod operators;
 mod perf;
 mod phone;
+mod pins;
 mod sms_http;

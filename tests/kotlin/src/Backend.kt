@@ -79,6 +79,22 @@ class Backend private constructor(private val process: Process, val url: String,
         )
     }
 
+    /**
+     * A personal Rolling PIN key for [operatorId] on [machineId], valid from an hour ago for
+     * 30 days; returns its id and the key's JSON (with `rolling_pin: {slot, …}`).
+     */
+    fun createRollingPinKey(operatorId: String, machineId: String, digits: Int = 6, periodS: Int = 60): Pair<String, String> {
+        val from = Instant.now().minus(1, ChronoUnit.HOURS).truncatedTo(ChronoUnit.SECONDS)
+        val to = from.plus(30, ChronoUnit.DAYS)
+        val json = post(
+            "/admin/v1/keys",
+            """{"operator_id": "$operatorId", "machine_ids": ["$machineId"], "access_type": "rolling-pin",
+               "pin_digits": $digits, "pin_period_s": $periodS, "pin_algorithm": "sha256",
+               "valid_from": "$from", "valid_to": "$to", "description": "Keypad"}""",
+        )
+        return id(json) to json
+    }
+
     /** Registers (or replaces) the machine's BLE public key, as `opkey-machine keygen` printed it. */
     fun registerBleKey(machineId: String, publicKey: String) {
         patch("/admin/v1/machines/$machineId", """{"ble_public_key": "$publicKey"}""")

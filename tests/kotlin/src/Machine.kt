@@ -21,7 +21,8 @@ class SimulatedMachine private constructor(
     val lines = CopyOnWriteArrayList<String>()
 
     companion object {
-        fun start(backend: Backend, machineId: String): SimulatedMachine {
+        /** [extraArgs] go to `opkey-machine run`, e.g. `--keypad-listen 127.0.0.1:PORT`. */
+        fun start(backend: Backend, machineId: String, extraArgs: List<String> = emptyList()): SimulatedMachine {
             val binary = System.getProperty("opkey.machine") ?: error("-Dopkey.machine=PATH is not set")
             val dir = Files.createTempDirectory("opkey-kotlin-machine")
             val key = dir.resolve("machine.key")
@@ -40,6 +41,7 @@ class SimulatedMachine private constructor(
                 "--key", key.toString(),
                 "--state", dir.resolve("state.json").toString(),
                 "--listen", "127.0.0.1:0",
+                *extraArgs.toTypedArray(),
             )
                 .redirectError(dir.resolve("machine.log").toFile())
                 .start()
