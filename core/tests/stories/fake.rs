@@ -66,6 +66,7 @@ enum Change {
     Delete(String),
     Grant(GrantRecord),
     Revocations(RevocationRecord),
+    PinSecret(PinSecretRecord),
 }
 
 #[derive(Debug)]
@@ -252,6 +253,41 @@ impl Fake {
         });
     }
 
+    /// A personal Rolling PIN key of `operator` on `machines` in keypad slot 1 (sha256,
+    /// 6 digits, 60 s), active from a day before `T0`'s day for 30 days, with `seed`.
+    pub fn put_rolling_pin_key(&self, id: &str, operator: &str, machines: &[&str], seed: &[u8]) {
+        let now = self.with(|s| s.clock.now());
+        let version = self.with(|s| s.changes.len() as u64 + 1);
+        self.upsert(Key {
+            id: id.into(),
+            organization_id: ORG.into(),
+            access_type: AccessType::RollingPin,
+            operator_id: Some(operator.into()),
+            machine_ids: machines.iter().map(|m| m.to_string()).collect(),
+            validity: Validity {
+                valid_from: now - Duration::days(1),
+                valid_to: now + Duration::days(30),
+            },
+            description: format!("key {id}"),
+            version,
+            revoked: false,
+            card_id: None,
+            rolling_pin: Some(opkey_protocol::model::RollingPinInfo {
+                slot: opkey_protocol::pin::KeypadSlot::new(1).expect("slot 1"),
+                algorithm: opkey_protocol::pin::PinAlgorithm::Sha256,
+                digits: 6,
+                period_s: 60,
+            }),
+        });
+        let record = PinSecretRecord {
+            key_id: id.into(),
+            version,
+            seed: Some(b64(seed)),
+            static_pin: None,
+        };
+        self.with(|s| s.changes.push(Some((operator.into(), Change::PinSecret(record)))));
+    }
+
     pub fn upsert(&self, key: Key) {
         self.with(|s| {
             let owner = key.operator_id.clone().unwrap_or_default();
@@ -271,6 +307,7 @@ impl Fake {
                     Some((_, Change::Upsert(k))) => k.id == id,
                     Some((_, Change::Delete(d))) => d == id,
                     Some((_, Change::Grant(g))) => g.key_id == id,
+                    Some((_, Change::PinSecret(p))) => p.key_id == id,
                     Some((_, Change::Revocations(_))) | None => false,
                 };
                 if hit {
@@ -691,6 +728,7 @@ fn sync_page(s: &State, operator: &str, cursor: u64, now: OffsetDateTime) -> Rep
     let mut deleted = Vec::new();
     let mut grants: Vec<GrantRecord> = Vec::new();
     let mut revocations: Vec<RevocationRecord> = Vec::new();
+    let mut pin_secrets: Vec<PinSecretRecord> = Vec::new();
     let mut taken = 0;
     let mut next = cursor;
     for (i, change) in s.changes.iter().enumerate().skip(cursor as usize) {
@@ -716,6 +754,7 @@ fn sync_page(s: &State, operator: &str, cursor: u64, now: OffsetDateTime) -> Rep
             }
             Change::Grant(g) => grants.push(g.clone()),
             Change::Revocations(l) => revocations.push(l.clone()),
+            Change::PinSecret(p) => pin_secrets.push(p.clone()),
         }
     }
     let has_more = (next as usize) < s.changes.len();
@@ -740,7 +779,7 @@ fn sync_page(s: &State, operator: &str, cursor: u64, now: OffsetDateTime) -> Rep
             grants,
             revocations,
             issuer_public_key: Some(b64(s.issuer.public_key())),
-            pin_secrets: Vec::new(),
+            pin_secrets,
         },
     )
 }

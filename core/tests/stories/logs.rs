@@ -17,6 +17,13 @@ impl LogSink for Collect {
     }
 }
 
+struct IgnorePins;
+
+impl opkey_core::PinListener for IgnorePins {
+    fn on_pin(&self, _: opkey_core::PinView) {}
+    fn on_stopped(&self, _: opkey_core::PinError) {}
+}
+
 impl Collect {
     fn records(&self) -> Vec<LogRecord> {
         self.0.lock().unwrap().clone()
@@ -29,7 +36,7 @@ async fn the_app_receives_the_cores_log_lines_at_its_level_and_never_a_secret() 
     install_log_sink(quiet.clone(), LogLevel::Warn).unwrap();
 
     let (fake, phone) = backend_and_phone().await;
-    let op = phone.open();
+    let op = Arc::new(phone.open());
     let (link, _) = fake.invite(OPERATOR);
     op.redeem_invite(&link).await.unwrap();
     fleet(&fake);
@@ -75,10 +82,23 @@ async fn the_app_receives_the_cores_log_lines_at_its_level_and_never_a_secret() 
     );
     assert!(records.iter().all(|r| r.target.starts_with("opkey")));
 
-    // No line carries a secret: the invite token, the short code, an access token or a
-    // signature.
+    // A Rolling PIN key: its seed comes with a sync, the PIN is read and watched.
+    let seed = b"a rolling pin seed of 32 bytes!!";
+    fake.put_rolling_pin_key("k_pin", "op_bob", &["m1"], seed);
+    op.sync().await.unwrap();
+    let shown = op.pin("k_pin").unwrap();
+    let watch = op.watch_pin_manually("k_pin", Arc::new(IgnorePins)).unwrap();
+    watch.tick();
+    watch.cancel();
+    let records = verbose.records();
+
+    // No line carries a secret: the invite token, the short code, an access token, a
+    // signature, a PIN seed or a PIN.
     let token = link.rsplit('/').next().unwrap().to_owned();
     let mut secrets = vec![token, code.expose().to_owned(), code.display()];
+    secrets.push(opkey_protocol::encoding::b64(seed));
+    secrets.push(String::from_utf8_lossy(seed).into_owned());
+    secrets.push(shown.pin.clone());
     secrets.extend(fake.with(|s| s.tokens.keys().cloned().collect::<Vec<_>>()));
     for sent in fake.requests_to("/v1/invites/redeem") {
         let request: RedeemRequest = serde_json::from_str(&sent.body).unwrap();
