@@ -2,7 +2,7 @@
 //! `opkey-machine keypad` client, against the process.
 
 use crate::keypad::{CARD, PERSONAL_SEED, PERSONAL_SLOT, STATIC_PIN, pin_at, table_for};
-use crate::support::{KEY, OPERATOR};
+use crate::support::{BIN, KEY, OPERATOR, keygen_public_key, run_command};
 use opkey_protocol::api::MachineProvisioning;
 use opkey_protocol::ble::test_support::Issuer;
 use opkey_protocol::encoding::b64;
@@ -13,7 +13,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_opkey-machine");
 const MACHINE: &str = "mch_kkkkkkkkkkkkkkkk";
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -51,14 +50,7 @@ fn client(addr: &str, entry: &str) -> (Option<i32>, String) {
 fn the_process_serves_the_keypad_line_protocol_and_the_client_reports_by_exit_status() {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("machine.key");
-    let keygen = Command::new(BIN)
-        .arg("keygen")
-        .arg("--key")
-        .arg(&key_file)
-        .output()
-        .unwrap();
-    assert!(keygen.status.success());
-    let public_key = String::from_utf8(keygen.stdout).unwrap().trim().to_owned();
+    let public_key = keygen_public_key(&key_file);
 
     let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
     let issuer = Issuer::new();
@@ -76,20 +68,15 @@ fn the_process_serves_the_keypad_line_protocol_and_the_client_reports_by_exit_st
     let bundle = dir.path().join("bundle.json");
     std::fs::write(&bundle, serde_json::to_vec(&provisioning).unwrap()).unwrap();
 
-    let mut child = Command::new(BIN)
-        .arg("run")
-        .arg("--provision")
-        .arg(&bundle)
-        .arg("--key")
-        .arg(&key_file)
-        .arg("--state")
-        .arg(dir.path().join("state.json"))
-        .args(["--listen", "127.0.0.1:0", "--keypad-listen", "127.0.0.1:0"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = run_command(
+        &bundle,
+        &key_file,
+        &dir.path().join("state.json"),
+        &["--listen", "127.0.0.1:0", "--keypad-listen", "127.0.0.1:0"],
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let (send, lines) = channel();

@@ -198,8 +198,6 @@ async fn a_refresher_needs_the_machines_own_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_process_with_a_server_refreshes_its_table_periodically() {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    const BIN: &str = env!("CARGO_BIN_EXE_opkey-machine");
 
     let mut site = Site::new();
     site.keypad = Some(table(1));
@@ -216,19 +214,14 @@ async fn the_process_with_a_server_refreshes_its_table_periodically() {
     ])
     .await;
 
-    let mut child = Command::new(BIN)
-        .arg("run")
-        .arg("--provision")
-        .arg(&bundle)
-        .arg("--key")
-        .arg(&key_file)
-        .arg("--state")
-        .arg(dir.path().join("state.json"))
-        .args(["--server", backend.url.as_str(), "--keypad-refresh-every", "1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = run_command(
+        &bundle,
+        &key_file,
+        &dir.path().join("state.json"),
+        &["--server", backend.url.as_str(), "--keypad-refresh-every", "1"],
+    )
+    .spawn()
+    .unwrap();
     let stdout = child.stdout.take().unwrap();
     let lines = tokio::task::spawn_blocking(move || {
         BufReader::new(stdout)

@@ -10,12 +10,12 @@ use opkey_protocol::encoding::{b64, unb64};
 use ring::rand::SystemRandom;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStdin, Command as Process, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 use time::OffsetDateTime;
 
-const BIN: &str = env!("CARGO_BIN_EXE_opkey-machine");
+use crate::support::{keygen, run_command};
 const MACHINE: &str = "mch_pppppppppppppppp";
 const KEY: &str = "key_pppppppppppppppp";
 const WAIT: Duration = Duration::from_secs(20);
@@ -45,15 +45,6 @@ impl Running {
         writeln!(self.stdin, "{line}").unwrap();
         self.stdin.flush().unwrap();
     }
-}
-
-fn keygen(path: &std::path::Path) -> std::process::Output {
-    Process::new(BIN)
-        .arg("keygen")
-        .arg("--key")
-        .arg(path)
-        .output()
-        .unwrap()
 }
 
 fn read_message(stream: &mut TcpStream) -> Vec<u8> {
@@ -107,19 +98,14 @@ fn the_process_unlocks_over_its_local_socket_and_relocks_by_itself() {
     let provision_file = dir.path().join("provisioning.json");
     std::fs::write(&provision_file, serde_json::to_vec(&provisioning).unwrap()).unwrap();
 
-    let mut child = Process::new(BIN)
-        .arg("run")
-        .arg("--provision")
-        .arg(&provision_file)
-        .arg("--key")
-        .arg(&key_file)
-        .arg("--state")
-        .arg(dir.path().join("state.json"))
-        .args(["--listen", "127.0.0.1:0"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = run_command(
+        &provision_file,
+        &key_file,
+        &dir.path().join("state.json"),
+        &["--listen", "127.0.0.1:0"],
+    )
+    .spawn()
+    .unwrap();
     let stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (send, lines) = channel();

@@ -250,9 +250,8 @@ async fn the_reporter_delivers_each_session_once_even_when_an_answer_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_process_reports_to_the_bundles_server_and_exits_cleanly_on_sigterm() {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
-    const BIN: &str = env!("CARGO_BIN_EXE_opkey-machine");
     let dir = tempfile::tempdir().unwrap();
     let server = opkey_server::start(
         ServerConfig::new(dir.path().join("opkey.db"), "admin-token"),
@@ -263,13 +262,7 @@ async fn the_process_reports_to_the_bundles_server_and_exits_cleanly_on_sigterm(
     let admin = AdminClient::new(server.url(), "admin-token");
 
     let key_file = dir.path().join("machine.key");
-    let keygen = Command::new(BIN)
-        .arg("keygen")
-        .arg("--key")
-        .arg(&key_file)
-        .output()
-        .unwrap();
-    let public_key = String::from_utf8(keygen.stdout).unwrap().trim().to_owned();
+    let public_key = keygen_public_key(&key_file);
     let registered = admin
         .create_machine(&CreateMachine {
             name: "Excavator 7".into(),
@@ -302,17 +295,7 @@ async fn the_process_reports_to_the_bundles_server_and_exits_cleanly_on_sigterm(
         })
         .unwrap();
 
-    let mut child = Command::new(BIN)
-        .arg("run")
-        .arg("--provision")
-        .arg(&bundle)
-        .arg("--key")
-        .arg(&key_file)
-        .arg("--state")
-        .arg(&state)
-        .args(["--report-every", "3600"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+    let mut child = run_command(&bundle, &key_file, &state, &["--report-every", "3600"])
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();

@@ -197,3 +197,41 @@ pub fn unlocked(usage_session: u32, relock_after_s: u16) -> Result<UnlockOutcome
         usage_session,
     })
 }
+
+/// The `opkey-machine` binary, for the stories that run it as a process.
+pub const BIN: &str = env!("CARGO_BIN_EXE_opkey-machine");
+
+/// `opkey-machine keygen --key PATH`, as it ran.
+pub fn keygen(path: &Path) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .arg("keygen")
+        .arg("--key")
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
+/// Runs keygen, which must succeed, and returns the public key it printed.
+pub fn keygen_public_key(path: &Path) -> String {
+    let out = keygen(path);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `opkey-machine run --provision BUNDLE --key KEY --state STATE` and then `extra`, with
+/// stdin and stdout piped; add what else the story needs, then spawn.
+pub fn run_command(bundle: &Path, key: &Path, state: &Path, extra: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(BIN);
+    command
+        .arg("run")
+        .arg("--provision")
+        .arg(bundle)
+        .arg("--key")
+        .arg(key)
+        .arg("--state")
+        .arg(state)
+        .args(extra)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    command
+}
