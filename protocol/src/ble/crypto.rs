@@ -55,6 +55,30 @@ pub fn verify_raw(public_key: &[u8], message: &[u8], signature: &[u8; RAW_SIGNAT
         .is_ok()
 }
 
+/// An issuer-signed document (grant, revocation list) as it travels:
+/// `body ‖ raw signature over context ‖ body`. Signs `body` and appends the signature.
+pub(crate) fn seal_issued(
+    context: &[u8],
+    mut body: Vec<u8>,
+    issuer: &EcdsaKeyPair,
+    rng: &dyn SecureRandom,
+) -> Result<Vec<u8>, SignError> {
+    let signature = sign_raw(issuer, rng, &[context, &body].concat())?;
+    body.extend_from_slice(&signature);
+    Ok(body)
+}
+
+/// True when `document` (as [`seal_issued`] made it) carries `issuer_public_key`'s
+/// signature over `context ‖ body`.
+pub(crate) fn verify_issued(context: &[u8], document: &[u8], issuer_public_key: &[u8]) -> bool {
+    let Some(split) = document.len().checked_sub(RAW_SIGNATURE_LEN) else {
+        return false;
+    };
+    let (body, signature) = document.split_at(split);
+    let signature = signature.try_into().expect("split at the signature length");
+    verify_raw(issuer_public_key, &[context, body].concat(), signature)
+}
+
 /// Converts a DER signature (what Android Keystore and the Secure Enclave return) to the
 /// raw `r ‖ s` form the BLE wire carries. Strict DER only: minimal lengths and integers,
 /// no trailing bytes.

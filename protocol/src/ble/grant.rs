@@ -3,7 +3,7 @@
 //! verifies it offline with the issuer public key it was provisioned with.
 
 use super::ReasonCode;
-use super::crypto::{RAW_SIGNATURE_LEN, SignError, sign_raw, verify_raw};
+use super::crypto::{RAW_SIGNATURE_LEN, SignError, seal_issued, verify_issued};
 use super::wire::{DecodeError, EncodeError, Reader, Writer};
 use ring::rand::SecureRandom;
 use ring::signature::EcdsaKeyPair;
@@ -154,9 +154,7 @@ impl Grant {
     /// Signs `body` as the issuer. `issuer` must be made with
     /// `ECDSA_P256_SHA256_FIXED_SIGNING`.
     pub fn sign(body: GrantBody, issuer: &EcdsaKeyPair, rng: &dyn SecureRandom) -> Result<Self, SignError> {
-        let mut bytes = body.encode()?;
-        let signature = sign_raw(issuer, rng, &signed_message(&bytes))?;
-        bytes.extend_from_slice(&signature);
+        let bytes = seal_issued(GRANT_CONTEXT, body.encode()?, issuer, rng)?;
         Ok(Self { body, bytes })
     }
 
@@ -183,17 +181,11 @@ impl Grant {
 
     /// Checks the issuer's signature.
     pub fn verify(&self, issuer_public_key: &[u8]) -> Result<(), GrantError> {
-        let (body, signature) = self.split();
-        if verify_raw(issuer_public_key, &signed_message(body), signature) {
+        if verify_issued(GRANT_CONTEXT, &self.bytes, issuer_public_key) {
             Ok(())
         } else {
             Err(GrantError::BadSignature)
         }
-    }
-
-    fn split(&self) -> (&[u8], &[u8; RAW_SIGNATURE_LEN]) {
-        let (body, signature) = self.bytes.split_at(self.bytes.len() - RAW_SIGNATURE_LEN);
-        (body, signature.try_into().expect("split at the signature length"))
     }
 
     pub fn body(&self) -> &GrantBody {
@@ -233,10 +225,6 @@ impl Grant {
     pub fn check_time_at(&self, now: OffsetDateTime) -> Result<(), GrantError> {
         self.check_time(u64::try_from(now.unix_timestamp()).unwrap_or(0))
     }
-}
-
-fn signed_message(body: &[u8]) -> Vec<u8> {
-    [GRANT_CONTEXT, body].concat()
 }
 
 #[cfg(test)]

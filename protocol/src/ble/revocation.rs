@@ -3,7 +3,7 @@
 //! enough to ride inside an unlock request; a machine keeps the highest sequence it has
 //! seen and ignores older lists.
 
-use super::crypto::{RAW_SIGNATURE_LEN, SignError, sign_raw, verify_raw};
+use super::crypto::{RAW_SIGNATURE_LEN, SignError, seal_issued, verify_issued};
 use super::wire::{DecodeError, EncodeError, Reader, Writer};
 use ring::rand::SecureRandom;
 use ring::signature::EcdsaKeyPair;
@@ -115,9 +115,7 @@ impl RevocationList {
         issuer: &EcdsaKeyPair,
         rng: &dyn SecureRandom,
     ) -> Result<Self, SignError> {
-        let mut bytes = body.encode()?;
-        let signature = sign_raw(issuer, rng, &signed_message(&bytes))?;
-        bytes.extend_from_slice(&signature);
+        let bytes = seal_issued(REVOCATION_CONTEXT, body.encode()?, issuer, rng)?;
         Ok(Self { body, bytes })
     }
 
@@ -135,9 +133,7 @@ impl RevocationList {
 
     /// Checks the issuer's signature.
     pub fn verify(&self, issuer_public_key: &[u8]) -> Result<(), RevocationError> {
-        let (body, signature) = self.bytes.split_at(self.bytes.len() - RAW_SIGNATURE_LEN);
-        let signature = signature.try_into().expect("split at the signature length");
-        if verify_raw(issuer_public_key, &signed_message(body), signature) {
+        if verify_issued(REVOCATION_CONTEXT, &self.bytes, issuer_public_key) {
             Ok(())
         } else {
             Err(RevocationError::BadSignature)
@@ -184,10 +180,6 @@ impl RevocationList {
             .iter()
             .any(|e| e.key_id == key_id && e.min_serial == REVOKED_ENTIRELY)
     }
-}
-
-fn signed_message(body: &[u8]) -> Vec<u8> {
-    [REVOCATION_CONTEXT, body].concat()
 }
 
 #[cfg(test)]
