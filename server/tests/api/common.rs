@@ -1,14 +1,18 @@
 //! A server on 127.0.0.1:0 with a manual clock and a fresh database, an HTTP client, and
 //! phones with software P-256 keys.
 
+use opkey_protocol::api::MACHINE_SIGNATURE_HEADER;
 use opkey_protocol::api::{ErrorCode, OperatorView, RedeemRequest};
 use opkey_protocol::clock::ManualClock;
 use opkey_protocol::encoding::b64;
 use opkey_protocol::invite::ShortCode;
 use opkey_server::{RunningServer, ServerConfig};
 use reqwest::{Method, StatusCode};
+use ring::rand::SecureRandom;
 use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use ring::signature::{
+    ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
+};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -216,6 +220,57 @@ impl MachineKey {
             public_key: b64(pair.public_key().as_ref()),
         }
     }
+}
+
+/// A telematics unit online: its machine key (raw `r ‖ s` signatures, as units sign) and
+/// its registered id.
+pub struct SigningUnit {
+    key: EcdsaKeyPair,
+    pub id: String,
+}
+
+impl SigningUnit {
+    /// Registers a machine named `name` (plus `fields`, such as its keypad) with a fresh key.
+    pub async fn register(server: &TestServer, name: &str, fields: Value) -> Self {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let mut body = json!({"name": name, "ble_public_key": b64(key.public_key().as_ref())});
+        for (k, v) in fields.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let machine: Value = server.post("/machines", body).await.expect(201);
+        Self {
+            key,
+            id: machine["id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// 16 fresh random bytes, base64url: a request nonce.
+    pub fn nonce() -> String {
+        let mut nonce = [0u8; 16];
+        SystemRandom::new().fill(&mut nonce).unwrap();
+        b64(&nonce)
+    }
+
+    /// The unit's signature of `message`, base64url.
+    pub fn sign(&self, message: &[u8]) -> String {
+        b64(self.key.sign(&SystemRandom::new(), message).unwrap().as_ref())
+    }
+}
+
+/// POSTs a machine's request `body` to `path` with its signature header.
+pub async fn machine_post(server: &TestServer, path: &str, body: Vec<u8>, signature: &str) -> Answer {
+    server
+        .send(
+            server
+                .client
+                .post(server.url(path))
+                .header("content-type", "application/json")
+                .header(MACHINE_SIGNATURE_HEADER, signature)
+                .body(body),
+        )
+        .await
 }
 
 /// A phone with a software P-256 key.

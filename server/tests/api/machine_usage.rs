@@ -2,58 +2,27 @@
 
 use crate::common::*;
 use opkey_protocol::api::{
-    ErrorCode, EventSource, MACHINE_SIGNATURE_HEADER, MachineUsageReceipt, UsageEventKind, UsageEventView,
-    machine_usage_message,
+    ErrorCode, EventSource, MachineUsageReceipt, UsageEventKind, UsageEventView, machine_usage_message,
 };
-use opkey_protocol::encoding::b64;
-use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 
-/// A telematics unit: its key and its registered id.
-struct Unit {
-    key: EcdsaKeyPair,
-    id: String,
+async fn register(server: &TestServer, name: &str) -> SigningUnit {
+    SigningUnit::register(server, name, json!({})).await
 }
 
-impl Unit {
-    async fn register(server: &TestServer, name: &str) -> Self {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
-        let machine: Value = server
-            .post(
-                "/machines",
-                json!({"name": name, "ble_public_key": b64(key.public_key().as_ref())}),
-            )
-            .await
-            .expect(201);
-        Self {
-            key,
-            id: machine["id"].as_str().unwrap().to_owned(),
-        }
-    }
+/// An upload body with a fresh nonce.
+fn upload(unit: &SigningUnit, sessions: Vec<Value>) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "machine_id": unit.id,
+        "sent_at": "2026-01-05T09:00:00Z",
+        "nonce": SigningUnit::nonce(),
+        "sessions": sessions,
+    }))
+    .unwrap()
+}
 
-    /// An upload body with a fresh nonce, sent now by the server's clock.
-    fn upload(&self, sessions: Vec<Value>) -> Vec<u8> {
-        let mut nonce = [0u8; 16];
-        SystemRandom::new().fill(&mut nonce).unwrap();
-        serde_json::to_vec(&json!({
-            "machine_id": self.id,
-            "sent_at": "2026-01-05T09:00:00Z",
-            "nonce": b64(&nonce),
-            "sessions": sessions,
-        }))
-        .unwrap()
-    }
-
-    fn sign(&self, body: &[u8]) -> String {
-        b64(self
-            .key
-            .sign(&SystemRandom::new(), &machine_usage_message(body))
-            .unwrap()
-            .as_ref())
-    }
+fn sign_upload(unit: &SigningUnit, body: &[u8]) -> String {
+    unit.sign(&machine_usage_message(body))
 }
 
 fn session(n: u32, ended_by: &str, ended_at: Option<&str>) -> Value {
@@ -68,28 +37,19 @@ fn session(n: u32, ended_by: &str, ended_at: Option<&str>) -> Value {
 }
 
 async fn send(server: &TestServer, body: Vec<u8>, signature: &str) -> Answer {
-    server
-        .send(
-            server
-                .client
-                .post(server.url("/machine/v1/usage"))
-                .header("content-type", "application/json")
-                .header(MACHINE_SIGNATURE_HEADER, signature)
-                .body(body),
-        )
-        .await
+    machine_post(server, "/machine/v1/usage", body, signature).await
 }
 
-async fn report(server: &TestServer, unit: &Unit, sessions: Vec<Value>) -> Answer {
-    let body = unit.upload(sessions);
-    let signature = unit.sign(&body);
+async fn report(server: &TestServer, unit: &SigningUnit, sessions: Vec<Value>) -> Answer {
+    let body = upload(unit, sessions);
+    let signature = sign_upload(unit, &body);
     send(server, body, &signature).await
 }
 
 #[tokio::test]
 async fn a_machines_signed_upload_is_stored_and_the_admin_sees_it_with_machine_and_operator() {
     let server = start().await;
-    let unit = Unit::register(&server, "Excavator 7").await;
+    let unit = register(&server, "Excavator 7").await;
     let receipt: MachineUsageReceipt = report(
         &server,
         &unit,
@@ -149,11 +109,11 @@ async fn a_machines_signed_upload_is_stored_and_the_admin_sees_it_with_machine_a
 #[tokio::test]
 async fn an_upload_not_signed_by_the_machines_registered_key_is_refused() {
     let server = start().await;
-    let unit = Unit::register(&server, "Excavator 7").await;
-    let impostor = Unit::register(&server, "Dumper 2").await;
+    let unit = register(&server, "Excavator 7").await;
+    let impostor = register(&server, "Dumper 2").await;
 
-    let body = unit.upload(vec![session(1, "command", None)]);
-    let forged = impostor.sign(&body);
+    let body = upload(&unit, vec![session(1, "command", None)]);
+    let forged = sign_upload(&impostor, &body);
     send(&server, body.clone(), &forged)
         .await
         .error(401, ErrorCode::BadSignature);
@@ -161,7 +121,7 @@ async fn an_upload_not_signed_by_the_machines_registered_key_is_refused() {
         .await
         .error(401, ErrorCode::BadSignature);
     // A body changed after signing.
-    let signature = unit.sign(&body);
+    let signature = sign_upload(&unit, &body);
     let tampered = String::from_utf8(body.clone())
         .unwrap()
         .replace("\"command\"", "\"timeout\"")
@@ -171,7 +131,7 @@ async fn an_upload_not_signed_by_the_machines_registered_key_is_refused() {
         .await
         .error(401, ErrorCode::BadSignature);
 
-    let mut unknown = Unit::register(&server, "Roller 1").await;
+    let mut unknown = register(&server, "Roller 1").await;
     unknown.id = "mch_nobodynobodyno".into();
     report(&server, &unknown, vec![])
         .await
@@ -185,9 +145,9 @@ async fn an_upload_not_signed_by_the_machines_registered_key_is_refused() {
 #[tokio::test]
 async fn a_replayed_upload_or_one_from_a_clock_a_day_off_is_refused() {
     let server = start().await;
-    let unit = Unit::register(&server, "Excavator 7").await;
-    let body = unit.upload(vec![session(1, "command", None)]);
-    let signature = unit.sign(&body);
+    let unit = register(&server, "Excavator 7").await;
+    let body = upload(&unit, vec![session(1, "command", None)]);
+    let signature = sign_upload(&unit, &body);
     let receipt: MachineUsageReceipt = send(&server, body.clone(), &signature).await.expect(200);
     assert_eq!(receipt.accepted, 1);
     let message = send(&server, body.clone(), &signature)
@@ -214,7 +174,7 @@ async fn a_replayed_upload_or_one_from_a_clock_a_day_off_is_refused() {
 #[tokio::test]
 async fn a_session_sent_again_is_a_duplicate_and_stored_once() {
     let server = start().await;
-    let unit = Unit::register(&server, "Excavator 7").await;
+    let unit = register(&server, "Excavator 7").await;
     let sessions = vec![
         session(1, "command", Some("2026-01-05T08:30:00Z")),
         session(2, "timeout", Some("2026-01-05T08:34:00Z")),
@@ -244,7 +204,7 @@ async fn a_session_sent_again_is_a_duplicate_and_stored_once() {
 #[tokio::test]
 async fn an_open_session_sent_again_closed_is_updated() {
     let server = start().await;
-    let unit = Unit::register(&server, "Excavator 7").await;
+    let unit = register(&server, "Excavator 7").await;
     let receipt: MachineUsageReceipt = report(&server, &unit, vec![session(4, "open", None)])
         .await
         .expect(200);

@@ -4,14 +4,12 @@
 use crate::common::*;
 use opkey_protocol::Key;
 use opkey_protocol::api::{
-    ErrorCode, KeypadTable, MACHINE_SIGNATURE_HEADER, MachineProvisioning, PinSecretRecord, StaticPinView,
-    SyncResponse, machine_keypad_message, machine_usage_message,
+    ErrorCode, KeypadTable, MachineProvisioning, PinSecretRecord, StaticPinView, SyncResponse,
+    machine_keypad_message, machine_usage_message,
 };
 use opkey_protocol::encoding::b64;
 use opkey_protocol::pin::{PinAlgorithm, PinSeed};
 use reqwest::Method;
-use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 use time::Duration;
 
@@ -39,56 +37,21 @@ fn slot(key: &Key) -> u16 {
     key.rolling_pin.unwrap().slot.get()
 }
 
-/// A keypad machine with a signing key.
-struct Unit {
-    key: EcdsaKeyPair,
-    id: String,
+async fn keypad_unit(server: &TestServer, name: &str, keypad: &str) -> SigningUnit {
+    SigningUnit::register(server, name, json!({"keypad": keypad})).await
 }
 
-impl Unit {
-    async fn register(server: &TestServer, name: &str, keypad: &str) -> Self {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
-        let machine: Value = server
-            .post(
-                "/machines",
-                json!({"name": name, "keypad": keypad, "ble_public_key": b64(key.public_key().as_ref())}),
-            )
-            .await
-            .expect(201);
-        Self {
-            key,
-            id: machine["id"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    fn request(&self, known_version: u64) -> Vec<u8> {
-        let mut nonce = [0u8; 16];
-        SystemRandom::new().fill(&mut nonce).unwrap();
-        serde_json::to_vec(&json!({
-            "machine_id": self.id, "sent_at": "2026-01-05T09:00:00Z", "nonce": b64(&nonce),
-            "known_version": known_version,
-        }))
-        .unwrap()
-    }
-
-    fn sign(&self, message: &[u8]) -> String {
-        b64(self.key.sign(&SystemRandom::new(), message).unwrap().as_ref())
-    }
+/// A keypad-table request body with a fresh nonce.
+fn keypad_request(unit: &SigningUnit, known_version: u64) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "machine_id": unit.id, "sent_at": "2026-01-05T09:00:00Z", "nonce": SigningUnit::nonce(),
+        "known_version": known_version,
+    }))
+    .unwrap()
 }
 
 async fn fetch(server: &TestServer, body: Vec<u8>, signature: &str) -> Answer {
-    server
-        .send(
-            server
-                .client
-                .post(server.url("/machine/v1/keypad"))
-                .header("content-type", "application/json")
-                .header(MACHINE_SIGNATURE_HEADER, signature)
-                .body(body),
-        )
-        .await
+    machine_post(server, "/machine/v1/keypad", body, signature).await
 }
 
 #[tokio::test]
@@ -289,8 +252,8 @@ async fn sync_delivers_pin_secrets_and_the_database_never_holds_them_in_the_clea
 #[tokio::test]
 async fn provisioning_carries_the_keypad_table_of_a_keypad_machine_only() {
     let server = start().await;
-    let unit = Unit::register(&server, "Excavator 7", "dual-id").await;
-    let plain = Unit::register(&server, "Dumper 2", "none").await;
+    let unit = keypad_unit(&server, "Excavator 7", "dual-id").await;
+    let plain = keypad_unit(&server, "Dumper 2", "none").await;
     let r = rolling(&server, &[&unit.id, &plain.id], json!({})).await;
     let s: Key = server
         .post(
@@ -358,9 +321,9 @@ async fn provisioning_carries_the_keypad_table_of_a_keypad_machine_only() {
 #[tokio::test]
 async fn a_machine_fetches_its_keypad_table_signed_once_per_nonce_and_gets_204_when_current() {
     let server = start().await;
-    let unit = Unit::register(&server, "Excavator 7", "k300").await;
+    let unit = keypad_unit(&server, "Excavator 7", "k300").await;
     rolling(&server, &[&unit.id], json!({})).await;
-    let request = unit.request(0);
+    let request = keypad_request(&unit, 0);
     let signature = unit.sign(&machine_keypad_message(&request));
     let table: KeypadTable = fetch(&server, request.clone(), &signature).await.expect(200);
     assert_eq!(table.rolling_pins.len(), 1);
@@ -369,7 +332,7 @@ async fn a_machine_fetches_its_keypad_table_signed_once_per_nonce_and_gets_204_w
         .await
         .error(409, ErrorCode::Conflict);
     // Current: 204.
-    let request = unit.request(table.version);
+    let request = keypad_request(&unit, table.version);
     let answer = fetch(
         &server,
         request.clone(),
@@ -378,7 +341,7 @@ async fn a_machine_fetches_its_keypad_table_signed_once_per_nonce_and_gets_204_w
     .await;
     assert_eq!(answer.status.as_u16(), 204);
     // Signed as a usage upload, or by another key: 401.
-    let request = unit.request(0);
+    let request = keypad_request(&unit, 0);
     fetch(
         &server,
         request.clone(),
@@ -386,7 +349,7 @@ async fn a_machine_fetches_its_keypad_table_signed_once_per_nonce_and_gets_204_w
     )
     .await
     .error(401, ErrorCode::BadSignature);
-    let other = Unit::register(&server, "Other", "k300").await;
+    let other = keypad_unit(&server, "Other", "k300").await;
     fetch(
         &server,
         request.clone(),
@@ -396,7 +359,7 @@ async fn a_machine_fetches_its_keypad_table_signed_once_per_nonce_and_gets_204_w
     .error(401, ErrorCode::BadSignature);
     // A new key raises the version: the table comes again.
     rolling(&server, &[&unit.id], json!({})).await;
-    let request = unit.request(table.version);
+    let request = keypad_request(&unit, table.version);
     let newer: KeypadTable = fetch(
         &server,
         request.clone(),
@@ -423,7 +386,7 @@ async fn a_machine_fetches_its_keypad_table_signed_once_per_nonce_and_gets_204_w
 #[tokio::test]
 async fn editing_or_revoking_a_keypad_key_raises_the_table_version_and_issues_a_revocation_list() {
     let server = start().await;
-    let unit = Unit::register(&server, "Excavator 7", "dual-id").await;
+    let unit = keypad_unit(&server, "Excavator 7", "dual-id").await;
     let card: Key = server
         .post("/keys", body(&[&unit.id], "key-card", json!({"card_id": "C-7"})))
         .await
@@ -468,8 +431,8 @@ async fn editing_or_revoking_a_keypad_key_raises_the_table_version_and_issues_a_
     assert_eq!(entry.min_serial, u32::MAX, "revoked entirely");
 
     // A machine without a keypad has no table to fetch.
-    let plain = Unit::register(&server, "Dumper 2", "none").await;
-    let request = plain.request(0);
+    let plain = keypad_unit(&server, "Dumper 2", "none").await;
+    let request = keypad_request(&plain, 0);
     fetch(
         &server,
         request.clone(),
