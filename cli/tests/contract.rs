@@ -61,6 +61,47 @@ impl Env {
         all.extend_from_slice(args);
         opkey(&all)
     }
+
+    /// `admin operator create --invite` for `name` at `phone`.
+    fn invited_operator(&self, name: &str, phone: &str) -> Value {
+        self.admin_json(&[
+            "operator", "create", "--name", name, "--phone", phone, "--invite", "--json",
+        ])
+    }
+
+    /// `admin key create` of `kind` for `operator` on `machine`, valid 2026–2099, with `extra`.
+    fn create_key(&self, operator: &str, machine: &str, kind: &str, extra: &[&str]) -> Value {
+        let mut args = vec![
+            "key",
+            "create",
+            "--operator",
+            operator,
+            "--machine",
+            machine,
+            "--type",
+            kind,
+            "--from",
+            "2026-01-01T00:00:00Z",
+            "--to",
+            "2099-01-01T00:00:00Z",
+        ];
+        args.extend_from_slice(extra);
+        args.push("--json");
+        self.admin_json(&args)
+    }
+
+    /// The phone redeems the invite link of the first SMS in the dev outbox.
+    fn redeem_first_invite(&self) {
+        let outbox = self.admin_json(&["sms", "list", "--json"]);
+        let body = outbox[0]["body"].as_str().unwrap().to_owned();
+        let link = body
+            .split_whitespace()
+            .find(|w| w.contains("/i/"))
+            .unwrap()
+            .trim_end_matches(['.', ',']);
+        let out = self.phone(&["invite", link]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 impl Drop for Env {
@@ -153,42 +194,10 @@ fn an_admin_script_creates_operator_machine_and_key_and_reads_the_sms() {
 #[test]
 fn an_operator_enrolls_syncs_and_lists_keys_from_the_command_line() {
     let env = Env::start();
-    let op = env.admin_json(&[
-        "operator",
-        "create",
-        "--name",
-        "Ola",
-        "--phone",
-        "+47 412 00 100",
-        "--invite",
-        "--json",
-    ]);
+    let op = env.invited_operator("Ola", "+47 412 00 100");
     let machine = env.admin_json(&["machine", "create", "--name", "Telehandler", "--json"]);
-    env.admin_json(&[
-        "key",
-        "create",
-        "--operator",
-        &id(&op),
-        "--machine",
-        &id(&machine),
-        "--type",
-        "rolling-pin",
-        "--from",
-        "2026-01-01T00:00:00Z",
-        "--to",
-        "2099-01-01T00:00:00Z",
-        "--json",
-    ]);
-    let outbox = env.admin_json(&["sms", "list", "--json"]);
-    let body = outbox[0]["body"].as_str().unwrap().to_owned();
-    let link = body
-        .split_whitespace()
-        .find(|w| w.contains("/i/"))
-        .unwrap()
-        .trim_end_matches(['.', ',']);
-
-    let out = env.phone(&["invite", link]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    env.create_key(&id(&op), &id(&machine), "rolling-pin", &[]);
+    env.redeem_first_invite();
     let out = env.phone(&["sync"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = env.phone(&["keys", "--json"]);
@@ -340,40 +349,9 @@ fn running_machine(env: &Env, name: &str) -> (String, String) {
 fn an_operator_unlocks_and_locks_a_local_machine_by_name_and_scripts_read_the_report() {
     let env = Env::start();
     let (machine_id, address) = running_machine(&env, "Excavator EX-210");
-    let op = env.admin_json(&[
-        "operator",
-        "create",
-        "--name",
-        "Ola",
-        "--phone",
-        "+47 412 00 300",
-        "--invite",
-        "--json",
-    ]);
-    env.admin_json(&[
-        "key",
-        "create",
-        "--operator",
-        &id(&op),
-        "--machine",
-        &machine_id,
-        "--type",
-        "digital-key",
-        "--from",
-        "2026-01-01T00:00:00Z",
-        "--to",
-        "2099-01-01T00:00:00Z",
-        "--json",
-    ]);
-    let outbox = env.admin_json(&["sms", "list", "--json"]);
-    let body = outbox[0]["body"].as_str().unwrap().to_owned();
-    let link = body
-        .split_whitespace()
-        .find(|w| w.contains("/i/"))
-        .unwrap()
-        .trim_end_matches(['.', ',']);
-    let out = env.phone(&["invite", link]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let op = env.invited_operator("Ola", "+47 412 00 300");
+    env.create_key(&id(&op), &machine_id, "digital-key", &[]);
+    env.redeem_first_invite();
 
     let out = env.phone(&["unlock", "excavator ex-210", "--via", &address, "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -418,39 +396,9 @@ fn an_operator_unlocks_and_locks_a_local_machine_by_name_and_scripts_read_the_re
 fn an_unlock_that_cannot_reach_the_machine_exits_4_with_a_hint() {
     let env = Env::start();
     let (machine_id, _) = running_machine(&env, "Telehandler");
-    let op = env.admin_json(&[
-        "operator",
-        "create",
-        "--name",
-        "Ola",
-        "--phone",
-        "+47 412 00 301",
-        "--invite",
-        "--json",
-    ]);
-    env.admin_json(&[
-        "key",
-        "create",
-        "--operator",
-        &id(&op),
-        "--machine",
-        &machine_id,
-        "--type",
-        "digital-key",
-        "--from",
-        "2026-01-01T00:00:00Z",
-        "--to",
-        "2099-01-01T00:00:00Z",
-        "--json",
-    ]);
-    let outbox = env.admin_json(&["sms", "list", "--json"]);
-    let body = outbox[0]["body"].as_str().unwrap().to_owned();
-    let link = body
-        .split_whitespace()
-        .find(|w| w.contains("/i/"))
-        .unwrap()
-        .trim_end_matches(['.', ',']);
-    assert!(env.phone(&["invite", link]).status.success());
+    let op = env.invited_operator("Ola", "+47 412 00 301");
+    env.create_key(&id(&op), &machine_id, "digital-key", &[]);
+    env.redeem_first_invite();
 
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_address = dead.local_addr().unwrap().to_string();
@@ -476,39 +424,11 @@ fn an_unlock_that_cannot_reach_the_machine_exits_4_with_a_hint() {
 /// An enrolled, synced phone holding a Rolling PIN key (8 digits, 30 s), a personal Static
 /// PIN key and a Digital Key; returns (rolling, static, digital) key ids.
 fn phone_with_pin_keys(env: &Env) -> (String, String, String) {
-    let op = env.admin_json(&[
-        "operator",
-        "create",
-        "--name",
-        "Pia",
-        "--phone",
-        "+47 412 00 321",
-        "--invite",
-        "--json",
-    ]);
+    let op = env.invited_operator("Pia", "+47 412 00 321");
     let machine = env.admin_json(&[
         "machine", "create", "--name", "Dumper", "--keypad", "dual-id", "--json",
     ]);
-    let key = |kind: &str, extra: &[&str]| {
-        let (op, machine) = (id(&op), id(&machine));
-        let mut args = vec![
-            "key",
-            "create",
-            "--operator",
-            &op,
-            "--machine",
-            &machine,
-            "--type",
-            kind,
-            "--from",
-            "2026-01-01T00:00:00Z",
-            "--to",
-            "2099-01-01T00:00:00Z",
-        ];
-        args.extend_from_slice(extra);
-        args.push("--json");
-        env.admin_json(&args)
-    };
+    let key = |kind: &str, extra: &[&str]| env.create_key(&id(&op), &id(&machine), kind, extra);
     let rolling = key(
         "rolling-pin",
         &[
@@ -525,15 +445,7 @@ fn phone_with_pin_keys(env: &Env) -> (String, String, String) {
     assert_eq!(rolling["rolling_pin"]["algorithm"], "sha512", "{rolling}");
     let fixed = key("static-pin", &["--static-pin", "73914862"]);
     let digital = key("digital-key", &[]);
-    let outbox = env.admin_json(&["sms", "list", "--json"]);
-    let body = outbox[0]["body"].as_str().unwrap().to_owned();
-    let link = body
-        .split_whitespace()
-        .find(|w| w.contains("/i/"))
-        .unwrap()
-        .trim_end_matches(['.', ',']);
-    let out = env.phone(&["invite", link]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    env.redeem_first_invite();
     (id(&rolling), id(&fixed), id(&digital))
 }
 
