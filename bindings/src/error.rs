@@ -168,8 +168,13 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for PlatformError {
 
 impl From<PlatformError> for SecretStoreError {
     fn from(e: PlatformError) -> Self {
-        SecretStoreError::Unavailable {
-            reason: e.to_string(),
+        match e {
+            PlatformError::KeyInvalidated { reason } => SecretStoreError::Invalidated { reason },
+            PlatformError::Unavailable { .. }
+            | PlatformError::Refused { .. }
+            | PlatformError::Unexpected { .. } => SecretStoreError::Unavailable {
+                reason: e.to_string(),
+            },
         }
     }
 }

@@ -11,10 +11,12 @@
 //! | [`config`] | [`OpKeyConfig`] | performs I/O |
 //! | [`error`] | [`OpKeyError`] (thrown by exports), [`PlatformError`] (thrown by the shells) | carries a secret |
 //! | [`platform`] | the foreign [`SecretStore`] and [`Signer`] | sees a hardware key's private part |
+//! | [`guide`] | [`HomeGuide`], [`KeyGuide`], [`UnlockErrorGuide`]: what the apps tell the operator | decides anything (the core does) |
 //! | [`events`] | [`ChangeListener`], [`ChangeSubscription`], [`SyncProgressListener`] | blocks the thread that changed something |
 //! | [`cancel`] | [`CancelHandle`] | |
 //! | [`pin`] | [`PinView`], [`StaticPin`], [`ClockStatus`], [`PinError`], the foreign [`PinListener`] and its [`PinWatch`] | logs a PIN |
 //! | [`logging`] | the foreign [`Logger`], [`install_logger`] | forwards a secret |
+//! | `android` (Android only) | the JNI `initTls` that gives the certificate verifier the app's Context | |
 //! | `runtime` | the one tokio runtime every async export runs on | uses the caller's executor |
 //! | [`records`] | the records and enums the apps show | holds a secret |
 //! | [`transport`] | the foreign [`BleTransport`] (the platform's Bluetooth) and its adapter | knows what a fragment means |
@@ -24,10 +26,13 @@
 //! thread. Every error a foreign implementation throws becomes a typed error; none is a
 //! panic.
 
+#[cfg(target_os = "android")]
+mod android;
 pub mod cancel;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod guide;
 pub mod logging;
 pub mod pin;
 pub mod platform;
@@ -40,6 +45,10 @@ pub use cancel::CancelHandle;
 pub use config::OpKeyConfig;
 pub use error::{InviteProblem, OpKeyError, PlatformError};
 pub use events::{ChangeEvent, ChangeListener, ChangeSubscription, SyncProgressListener};
+pub use guide::{
+    Blocker, BluetoothState, HomeGuide, KeyAction, KeyGuide, Stage, UnlockErrorGuide, deny_reason_message,
+    unlock_error_guide,
+};
 pub use logging::{LogLevel, LogRecord, Logger, install_logger};
 pub use pin::{ClockStatus, PinError, PinListener, PinStopReason, PinView, PinWatch, StaticPin};
 pub use platform::{SecretStore, Signer};
@@ -155,6 +164,18 @@ impl OpKey {
     /// Enrollment, last sync, server-time offset and clock warning, key counts.
     pub fn status(&self) -> Result<Status, OpKeyError> {
         Ok(self.core.status()?.into())
+    }
+
+    /// The app's top screen ([`Stage`]) with its sentence, the clock warning and the sync
+    /// status line. Works offline.
+    pub fn home_guide(&self) -> Result<HomeGuide, OpKeyError> {
+        Ok(self.core.home_guide()?.into())
+    }
+
+    /// What `key_id` is for ([`KeyAction`]) and what stops it now ([`Blocker`]), given
+    /// what the shell knows about Bluetooth. Works offline.
+    pub fn key_guide(&self, key_id: String, bluetooth: BluetoothState) -> Result<KeyGuide, OpKeyError> {
+        Ok(self.core.key_guide(&key_id, bluetooth.into())?.into())
     }
 
     /// The Rolling PIN of `key_id` to type on the keypad now, with when it rotates.

@@ -240,6 +240,8 @@ pub async fn run() -> Result<(), CliError> {
         .map(|w| w.trim_end_matches(['.', ',']))
         .ok_or_else(|| CliError::Io("the invitation SMS carries no link".into()))?;
 
+    browser_opens_the_link(&mut story, link).await?;
+
     let phone_dir = workdir.path().join("phone");
     let mut phone_config = CoreConfig::new(&phone_dir);
     phone_config.allow_loopback_invites = true;
@@ -275,6 +277,7 @@ pub async fn run() -> Result<(), CliError> {
     );
     let before = phone.keys()?;
     print_indented(&before);
+    story.say("App", format!("home screen: \"{}\"", phone.home_guide()?.message));
 
     let ola_radio = radio(&clock, &[&excavator_unit, &telehandler_unit]);
     at_the_excavator(&mut story, &phone, &ola_radio, &excavator, &excavator_unit).await?;
@@ -868,6 +871,34 @@ fn clock_time(t: time::OffsetDateTime) -> String {
             "[hour]:[minute]:[second].[subsecond digits:3]"
         ))
         .unwrap_or_default()
+}
+
+/// An invite link tapped on a phone without the app opens the backend's landing page: what
+/// to do, the button that opens the app, and the code to type.
+async fn browser_opens_the_link(story: &mut Story, link: &str) -> Result<(), CliError> {
+    let page = reqwest::get(link)
+        .await
+        .map_err(|e| CliError::Io(format!("the invite landing page did not load: {e}")))?;
+    let status = page.status();
+    let html = page
+        .text()
+        .await
+        .map_err(|e| CliError::Io(format!("the invite landing page did not load: {e}")))?;
+    let custom_scheme = html.contains("href=\"opkey://invite/");
+    if !status.is_success() || !custom_scheme {
+        return Err(CliError::Io(format!(
+            "the invite landing page is wrong (HTTP {status}, app button: {custom_scheme})"
+        )));
+    }
+    story.say(
+        "Browser",
+        format!(
+            "the link opened before the app was installed: landing page (HTTP {}) with install steps, \
+             an \"Open in OpKey\" button and the code to type",
+            status.as_u16()
+        ),
+    );
+    Ok(())
 }
 
 fn invite_link(body: &str) -> Option<String> {

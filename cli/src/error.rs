@@ -19,7 +19,7 @@ pub enum CliError {
     #[error(transparent)]
     Unlock(#[from] UnlockError),
     /// The machine answered and refused; its relay did not move.
-    #[error("{machine} refused: {}", describe_refusal(*reason))]
+    #[error("{machine} refused: {}", reason.describe())]
     Refused { machine: String, reason: DenyReason },
     /// `opkey pin`: the key cannot give a PIN (see the exit status).
     #[error(transparent)]
@@ -140,22 +140,6 @@ fn pin_hint(e: &opkey_core::PinError) -> Option<String> {
         E::Store(_) => return None,
     };
     Some(hint.to_owned())
-}
-
-fn describe_refusal(reason: DenyReason) -> &'static str {
-    match reason {
-        DenyReason::Revoked => "your key was revoked or changed since this phone last synced",
-        DenyReason::Expired => "your credential has expired by the machine's clock",
-        DenyReason::NotYetValid => "your credential is not valid yet by the machine's clock",
-        DenyReason::WrongMachine => "your credential does not name this machine",
-        DenyReason::StaleChallenge => "the challenge expired before the request arrived",
-        DenyReason::UnknownGrant => "it does not hold your credential, even after it was sent in full",
-        DenyReason::BadSignature | DenyReason::BadGrantSignature => "a signature did not verify",
-        DenyReason::BadRevocationList => "the revocation list this phone carried did not verify",
-        DenyReason::Malformed | DenyReason::BadCiphertext | DenyReason::Unsupported => {
-            "it could not read the request"
-        }
-    }
 }
 
 fn refusal_hint(reason: DenyReason) -> Option<String> {

@@ -18,6 +18,7 @@
 //! | [`views`] | the records the apps show | holds a secret |
 //! | [`pin`] | the Rolling PIN / Static PIN views, the clock status, the rotation watch | logs or formats a PIN or seed |
 //! | [`events`] | change listeners and their [`Subscription`]s | calls a listener under a lock |
+//! | [`guide`] | what the apps tell the operator: top screen, what stops a key, what a failure asks | leaves a decision to the shells |
 //! | [`cancel`] | the [`CancelToken`]; cancels land only while waiting on the network | touches the store |
 //! | [`logging`] | forwarding `tracing` lines to the app's [`LogSink`] | forwards a secret |
 //! | [`unlock`] | the Digital Key unlock over a [`BleTransport`]; one usage event per attempt | sends anything before the machine proved itself |
@@ -29,6 +30,7 @@ pub mod cancel;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod guide;
 pub mod invite;
 pub mod logging;
 pub mod pin;
@@ -43,6 +45,9 @@ pub use cancel::CancelToken;
 pub use config::{CoreConfig, RetryPolicy, UnlockConfig};
 pub use error::Error;
 pub use events::{ChangeEvent, ChangeListener, Subscription};
+pub use guide::{
+    Blocker, BluetoothState, HomeGuide, KeyAction, KeyGuide, Stage, UnlockErrorGuide, UnlockProblem,
+};
 pub use invite::{InviteError, InviteForm, ParsedInvite};
 pub use logging::{LogLevel, LogRecord, LogSink, install_log_sink};
 pub use opkey_protocol::api::{ErrorCode, OperatorProfile, UsageEvent, UsageEventKind};
@@ -443,5 +448,40 @@ mod tests {
             Arc::new(InMemoryTransport::new(Arc::new(opkey_protocol::SystemClock)));
         assert_send(&op.unlock("m1", transport.clone(), &cancel));
         assert_send(&op.lock("m1", transport, &cancel));
+    }
+
+    /// A platform store whose protecting key was invalidated (lock screen removed, Keystore
+    /// key replaced): every load says so.
+    #[derive(Debug, Default)]
+    struct InvalidatedStore(MemorySecretStore);
+
+    impl SecretStore for InvalidatedStore {
+        fn load(&self, _: &str) -> Result<Option<Vec<u8>>, SecretStoreError> {
+            Err(SecretStoreError::Invalidated {
+                reason: "key permanently invalidated".into(),
+            })
+        }
+        fn save(&self, name: &str, value: &[u8]) -> Result<(), SecretStoreError> {
+            self.0.save(name, value)
+        }
+        fn delete(&self, name: &str) -> Result<(), SecretStoreError> {
+            self.0.delete(name)
+        }
+    }
+
+    #[test]
+    fn a_data_key_the_platform_can_no_longer_open_is_a_mismatch_for_an_existing_store_only() {
+        let clock = || Arc::new(opkey_protocol::SystemClock);
+        let tmp = tempfile::tempdir().unwrap();
+        let config = || CoreConfig::new(tmp.path());
+        drop(OpKey::open(config(), Arc::new(MemorySecretStore::new()), None, clock()).unwrap());
+        let again = OpKey::open(config(), Arc::new(InvalidatedStore::default()), None, clock());
+        assert!(matches!(again, Err(Error::DataKeyMismatch)), "{again:?}");
+
+        let fresh = tempfile::tempdir().unwrap();
+        let store = Arc::new(InvalidatedStore::default());
+        OpKey::open(CoreConfig::new(fresh.path()), store.clone(), None, clock())
+            .expect("a new phone makes a new data key in place of the unreadable one");
+        assert!(store.0.load(secrets::DATA_KEY_NAME).unwrap().is_some());
     }
 }

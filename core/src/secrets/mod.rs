@@ -35,6 +35,11 @@ pub enum SecretStoreError {
     /// The store could not be read or written (locked device, I/O error, permissions).
     #[error("the phone's secure storage is unavailable ({reason}); unlock the phone and try again")]
     Unavailable { reason: String },
+    /// The platform can no longer open what it holds under this name (its Keystore key
+    /// was invalidated, the entry was altered): as good as gone. For the data key the
+    /// core reports [`crate::Error::DataKeyMismatch`] when a store exists.
+    #[error("the phone's secure storage can no longer open this entry ({reason})")]
+    Invalidated { reason: String },
     /// A name the store cannot hold (a programming error, never user input).
     #[error("'{name}' is not a valid secret name")]
     InvalidName { name: String },

@@ -4,7 +4,7 @@ use super::schema::{self, APPLICATION_ID, SCHEMA_VERSION};
 use super::{DB_FILE_NAME, StoreError};
 use crate::error::Error;
 use crate::secrets::envelope::{DataKey, EnvelopeError};
-use crate::secrets::{DATA_KEY_NAME, SecretStore};
+use crate::secrets::{DATA_KEY_NAME, SecretStore, SecretStoreError};
 use crate::sync::batch::SyncBatch;
 use crate::views::{Enrollment, KeyView, MachineView};
 use opkey_protocol::api::OperatorProfile;
@@ -605,7 +605,15 @@ fn unlock(conn: &Connection, secrets: &dyn SecretStore) -> Result<DataKey, Error
         )
         .optional()
         .map_err(StoreError::from)?;
-    let stored = secrets.load(DATA_KEY_NAME)?.map(Zeroizing::new);
+    let stored = match secrets.load(DATA_KEY_NAME) {
+        Ok(stored) => stored.map(Zeroizing::new),
+        // The platform lost the key that protected it: the data key is gone.
+        Err(SecretStoreError::Invalidated { reason }) => {
+            tracing::warn!(%reason, "the platform can no longer open the data key");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     let key = match (stored, &check) {
         (Some(bytes), _) => DataKey::from_bytes(&bytes).ok_or(Error::DataKeyMismatch)?,
         // The store was sealed under a key the platform no longer has.
