@@ -1,12 +1,13 @@
 //! The running application: shared state and the router that mounts the admin API, the
-//! operator API, the machine API, the OpenAPI document and the health check.
+//! operator API, the machine API, the app-link files and invite landing page, the OpenAPI
+//! document and the health check.
 
 use crate::db::Db;
 use crate::digital_key::Issuer;
 use crate::error::ApiError;
 use crate::operator_api::throttle::RedeemThrottle;
 use crate::sms::SmsGateway;
-use crate::{admin, machine_api, openapi, operator_api};
+use crate::{admin, app_links, landing, machine_api, openapi, operator_api};
 use axum::Router;
 use axum::routing::get;
 use opkey_protocol::{Clock, Organization};
@@ -31,6 +32,8 @@ pub struct Inner {
     /// Where telematics units reach this server, handed out in provisioning bundles.
     pub public_url: Url,
     pub invite_ttl: time::Duration,
+    /// The apps that open invite links (validated, fingerprints upper-case).
+    pub app_links: crate::app_links::AppLinks,
     /// SHA-256 of the bootstrap admin token.
     pub bootstrap_digest: String,
     pub default_organization: Organization,
@@ -88,6 +91,9 @@ pub fn router(state: AppState) -> Router {
         .nest("/admin/v1", admin::router())
         .nest("/v1", operator_api::router())
         .nest("/machine/v1", machine_api::router())
+        .route("/.well-known/assetlinks.json", get(app_links::assetlinks))
+        .route("/.well-known/apple-app-site-association", get(app_links::apple))
+        .route("/i/{token}", get(landing::page))
         .route("/openapi.json", get(openapi::serve))
         .route("/healthz", get(healthz))
         .fallback(not_found)

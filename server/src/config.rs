@@ -1,8 +1,10 @@
 //! How a server is set up: database file, issuer key file, bootstrap admin token, invite
-//! links and lifetime, the SMS gateway, Digital Key timings, and the clock. Owns no
-//! behaviour; never prints secrets (the `Debug` impls redact the admin token and the SMS
-//! provider's credentials; the issuer key file is only ever named, never read here).
+//! links and lifetime, the apps that open invite links ([`AppLinks`]), the SMS gateway,
+//! Digital Key timings, and the clock. Owns no behaviour; never prints secrets (the
+//! `Debug` impls redact the admin token and the SMS provider's credentials; the issuer key
+//! file is only ever named, never read here).
 
+pub use crate::app_links::{AndroidApp, AppLinks, AppLinksError};
 use opkey_protocol::{Clock, SystemClock};
 use std::fmt;
 use std::path::PathBuf;
@@ -40,6 +42,9 @@ pub struct ServerConfig {
     /// `None` uses `invite_base_url`, then the server's own URL.
     pub public_url: Option<Url>,
     pub invite_ttl: time::Duration,
+    /// The phone apps that open invite links: served as `/.well-known/assetlinks.json` and
+    /// `/.well-known/apple-app-site-association`. Empty by default (both answer 404).
+    pub app_links: AppLinks,
     pub sms: SmsConfig,
     pub default_organization_name: String,
     /// The backend's grant-signing key (PKCS#8, created on first start with mode 0600);
@@ -63,6 +68,7 @@ impl ServerConfig {
             invite_base_url: None,
             public_url: None,
             invite_ttl: DEFAULT_INVITE_TTL,
+            app_links: AppLinks::default(),
             sms: SmsConfig::Dev,
             default_organization_name: DEFAULT_ORGANIZATION_NAME.to_owned(),
             issuer_key_path: None,
@@ -114,6 +120,7 @@ impl fmt::Debug for ServerConfig {
             .field("invite_base_url", &self.invite_base_url.as_ref().map(Url::as_str))
             .field("public_url", &self.public_url.as_ref().map(Url::as_str))
             .field("invite_ttl", &self.invite_ttl)
+            .field("app_links", &self.app_links)
             .field("sms", &self.sms)
             .field("default_organization_name", &self.default_organization_name)
             .field("issuer_key_path", &self.issuer_key_file())

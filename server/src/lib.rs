@@ -14,15 +14,19 @@
 //! - `keypad`: Rolling PIN slots and seeds, Static PINs, per-machine keypad tables;
 //! - `db`: the one place that talks to SQLite (schema, migrations, queries);
 //! - `sms`: the invitation text and the gateways that send it;
+//! - [`app_links`]: the apps that open invite links and the `/.well-known` files that say so;
+//!   `landing`: the page an invite link shows in a browser;
 //! - `openapi`: the generated OpenAPI document.
 //!
 //! Time comes only from the configured [`opkey_protocol::Clock`]; randomness from ring.
-//! Tokens, invite secrets and codes are stored as SHA-256 digests and never logged; the
+//! Tokens, invite secrets and codes are stored as SHA-256 digests and never logged (an
+//! invite's short code is also kept sealed, for its landing page); the
 //! issuer's private key lives only in its file and in memory. Rolling PIN seeds and Static
 //! PINs are stored sealed under the secrets key (`keypad::secrets`), a second file beside
 //! the database.
 
 pub mod admin_client;
+pub mod app_links;
 pub mod config;
 pub mod sms;
 
@@ -36,11 +40,12 @@ mod extract;
 mod ids;
 mod key_file;
 mod keypad;
+mod landing;
 mod machine_api;
 mod openapi;
 mod operator_api;
 
-pub use config::{HttpSmsConfig, ServerConfig, SmsConfig};
+pub use config::{AndroidApp, AppLinks, HttpSmsConfig, ServerConfig, SmsConfig};
 pub use error::ServerError;
 
 use app::{AppState, Inner};
@@ -109,6 +114,10 @@ pub async fn start(config: ServerConfig, listen: SocketAddr) -> Result<RunningSe
             "the challenge lifetime must be at least 1 second".to_owned(),
         ));
     }
+    let app_links = config
+        .app_links
+        .validated()
+        .map_err(|e| ServerError::Config(format!("app links: {e}")))?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| ServerError::Bind { addr: listen, source })?;
@@ -164,6 +173,7 @@ pub async fn start(config: ServerConfig, listen: SocketAddr) -> Result<RunningSe
             .or_else(|| config.invite_base_url.clone())
             .unwrap_or_else(|| url.clone()),
         invite_ttl: config.invite_ttl,
+        app_links,
         bootstrap_digest: sha256_hex(config.admin_token.as_bytes()),
         default_organization,
         redeem_throttle: Default::default(),

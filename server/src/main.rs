@@ -4,7 +4,8 @@
 //! wait for it); logs go to stderr. Ctrl-C or SIGTERM stop it gracefully.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use opkey_server::{HttpSmsConfig, ServerConfig, SmsConfig};
+use opkey_server::app_links::parse_apple_app_id;
+use opkey_server::{AndroidApp, AppLinks, HttpSmsConfig, ServerConfig, SmsConfig};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,6 +64,19 @@ struct ServeArgs {
     /// defaults to --invite-url, then this server's URL.
     #[arg(long, value_name = "URL")]
     public_url: Option<Url>,
+    /// An Android app that opens invite links (served in /.well-known/assetlinks.json): its
+    /// package name and the SHA-256 fingerprints of its signing certificates, 32 hex bytes
+    /// separated by colons. Repeat for more apps.
+    #[arg(
+        long = "android-app",
+        value_name = "PACKAGE=FINGERPRINT[,FINGERPRINT...]",
+        value_parser = parse_android_app
+    )]
+    android_apps: Vec<AndroidApp>,
+    /// An iOS app that opens invite links (served in
+    /// /.well-known/apple-app-site-association): Team ID, a dot, bundle ID. Repeat for more.
+    #[arg(long = "apple-app-id", value_name = "TEAMID.BUNDLEID", value_parser = parse_apple_id)]
+    apple_app_ids: Vec<String>,
     /// How many days an invite stays redeemable.
     #[arg(long, value_name = "N", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=365))]
     invite_ttl_days: u32,
@@ -91,9 +105,24 @@ struct ServeArgs {
     sms_content_type: Option<String>,
 }
 
+fn parse_android_app(text: &str) -> Result<AndroidApp, String> {
+    text.parse()
+        .map_err(|e: opkey_server::config::AppLinksError| e.to_string())
+}
+
+fn parse_apple_id(text: &str) -> Result<String, String> {
+    parse_apple_app_id(text).map_err(|e| e.to_string())
+}
+
 impl ServeArgs {
     fn into_config(self) -> Result<ServerConfig, String> {
         let mut config = ServerConfig::new(self.db, self.admin_token);
+        config.app_links = AppLinks {
+            android: self.android_apps,
+            apple_app_ids: self.apple_app_ids,
+        }
+        .validated()
+        .map_err(|e| format!("app links: {e}"))?;
         config.issuer_key_path = self.issuer_key;
         config.invite_base_url = self.invite_url;
         config.public_url = self.public_url;
@@ -198,5 +227,81 @@ async fn wait_for_stop_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FP: &str =
+        "14:6D:E9:83:C5:73:06:50:D8:EE:B9:95:2F:34:FC:64:16:A0:83:42:E6:1D:BE:A8:8A:04:96:B2:3F:CF:44:E5";
+
+    fn serve(extra: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let mut args = vec!["opkey-server", "serve", "--admin-token", "t"];
+        args.extend_from_slice(extra);
+        match Cli::try_parse_from(args)?.command {
+            Command::Serve(args) => Ok(*args),
+            Command::Openapi => unreachable!("the serve subcommand was given"),
+        }
+    }
+
+    #[test]
+    fn app_link_flags_repeat_and_fill_the_configuration() {
+        let lower = FP.to_ascii_lowercase();
+        let config = serve(&[
+            "--android-app",
+            &format!("com.example.opkey={lower}"),
+            "--android-app",
+            &format!("com.example.opkey.beta={FP},{}", FP.replacen("14", "15", 1)),
+            "--apple-app-id",
+            "ABCDE12345.com.example.opkey",
+            "--apple-app-id",
+            "ABCDE12345.com.example.opkey.beta",
+        ])
+        .unwrap()
+        .into_config()
+        .unwrap();
+        let links = &config.app_links;
+        assert_eq!(links.android.len(), 2);
+        assert_eq!(links.android[0].package_name, "com.example.opkey");
+        assert_eq!(links.android[0].sha256_cert_fingerprints, vec![FP.to_owned()]);
+        assert_eq!(links.android[1].sha256_cert_fingerprints.len(), 2);
+        assert_eq!(
+            links.apple_app_ids,
+            vec![
+                "ABCDE12345.com.example.opkey",
+                "ABCDE12345.com.example.opkey.beta"
+            ]
+        );
+        assert!(serve(&[]).unwrap().into_config().unwrap().app_links.is_empty());
+    }
+
+    #[test]
+    fn bad_app_link_flags_are_refused_with_what_is_wrong() {
+        let refused = |extra: &[&str]| serve(extra).err().map(|e| e.to_string()).unwrap_or_default();
+        let message = refused(&["--android-app", "com.example.opkey"]);
+        assert!(message.contains("PACKAGE=FINGERPRINT"), "{message}");
+        let message = refused(&["--android-app", &format!("opkey={FP}")]);
+        assert!(message.contains("not an Android package name"), "{message}");
+        let message = refused(&["--android-app", "com.example.opkey=AB:CD"]);
+        assert!(
+            message.contains("not a SHA-256 certificate fingerprint"),
+            "{message}"
+        );
+        let message = refused(&["--apple-app-id", "com.example.opkey"]);
+        assert!(message.contains("not an Apple app ID"), "{message}");
+        let message = refused(&["--apple-app-id", "ABCDE12345"]);
+        assert!(message.contains("10-character Team ID"), "{message}");
+        let twice = serve(&[
+            "--android-app",
+            &format!("com.example.opkey={FP}"),
+            "--android-app",
+            &format!("com.example.opkey={}", FP.replacen("14", "15", 1)),
+        ])
+        .unwrap()
+        .into_config()
+        .unwrap_err();
+        assert!(twice.contains("given twice"), "{twice}");
     }
 }

@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations and
 //! the protocol types' schemas, with the two bearer schemes (admin token, phone session).
 
-use crate::{admin, app, machine_api, operator_api};
+use crate::{admin, app, app_links, landing, machine_api, operator_api};
 use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -13,7 +13,8 @@ use utoipa::{Modify, OpenApi};
         description = "Admin API (/admin/v1) for organizations, operators, machines, keys and invites; \
                        operator API (/v1) for phones: redeem an invite, open a session, sync keys and \
                        Digital Key grants, upload usage events; machine API (/machine/v1) for telematics units \
-                       reporting their usage sessions and fetching their keypad tables."
+                       reporting their usage sessions and fetching their keypad tables; invite links (/i/{token}) \
+                       and the /.well-known files that let the apps open them."
     ),
     paths(
         app::healthz,
@@ -52,6 +53,9 @@ use utoipa::{Modify, OpenApi};
         operator_api::events::upload,
         machine_api::usage::upload,
         machine_api::keypad::table,
+        app_links::assetlinks,
+        app_links::apple,
+        landing::page,
     ),
     modifiers(&BearerSchemes),
     tags(
@@ -61,6 +65,7 @@ use utoipa::{Modify, OpenApi};
         (name = "keys", description = "Keys to machines"),
         (name = "phone", description = "The operator app: redeem, session, sync, usage events"),
         (name = "machine", description = "Telematics units online: usage sessions and keypad tables, signed with the machine key"),
+        (name = "app links", description = "Invite links: the files that let the OpKey apps open them, and the page they show in a browser"),
         (name = "health")
     )
 )]

@@ -406,6 +406,7 @@ pub async fn import(
         .map_err(|e| ApiError::Internal(format!("import task failed: {e}")))??;
     let now = state.now();
     let (rng, ttl, who) = (state.rng.clone(), state.invite_ttl, caller.clone());
+    let secrets = state.secrets.clone();
     let (mut report, issued) = state
         .db
         .write(move |tx| {
@@ -423,7 +424,15 @@ pub async fn import(
                         let op =
                             add_to_organization(tx, &rng, org_id, row.name, phone, row.access_type, now)?;
                         if send_invites {
-                            issued.push(invite_flow::issue(tx, &rng, &op, &who.organization, ttl, now)?);
+                            issued.push(invite_flow::issue(
+                                tx,
+                                &rng,
+                                &secrets,
+                                &op,
+                                &who.organization,
+                                ttl,
+                                now,
+                            )?);
                         }
                         added.push((row.row, op));
                     }

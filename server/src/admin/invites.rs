@@ -1,12 +1,14 @@
 //! Issuing invites and sending them by SMS. An invite's token and short code exist in
 //! clear only in memory between issuing and rendering the SMS; the database keeps their
-//! digests. Logs name invite, SMS and operator ids only.
+//! digests, and the short code sealed under the secrets key for the invite's landing page.
+//! Logs name invite, SMS and operator ids only.
 
 use crate::app::AppState;
 use crate::db::invites::{self, InviteRow};
 use crate::db::operators::OperatorRow;
 use crate::error::ApiError;
 use crate::ids::{IdKind, new_id};
+use crate::keypad::SecretsKey;
 use crate::sms::{SmsError, invite_text};
 use opkey_protocol::Organization;
 use opkey_protocol::api::SmsMessage;
@@ -30,6 +32,7 @@ pub struct IssuedInvite {
 pub fn issue(
     conn: &Connection,
     rng: &dyn SecureRandom,
+    secrets: &SecretsKey,
     operator: &OperatorRow,
     organization: &Organization,
     ttl: time::Duration,
@@ -53,6 +56,7 @@ pub fn issue(
         &invite,
         &sha256_hex(token.expose().as_bytes()),
         &sha256_hex(code.expose().as_bytes()),
+        &secrets.seal_invite_code(rng, &invite.id, code.expose())?,
     )?;
     Ok(IssuedInvite {
         invite,

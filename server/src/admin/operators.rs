@@ -118,13 +118,22 @@ pub async fn create(
     let phone = parse_phone("phone", &body.phone)?;
     let now = state.now();
     let (rng, ttl, who) = (state.rng.clone(), state.invite_ttl, caller.clone());
+    let secrets = state.secrets.clone();
     let (mut view, issued) = state
         .db
         .write(move |tx| {
             let org_id = who.organization_id();
             let op = add_to_organization(tx, &rng, org_id, name, phone, body.access_type, now)?;
             let issued = if body.send_invite {
-                Some(invite_flow::issue(tx, &rng, &op, &who.organization, ttl, now)?)
+                Some(invite_flow::issue(
+                    tx,
+                    &rng,
+                    &secrets,
+                    &op,
+                    &who.organization,
+                    ttl,
+                    now,
+                )?)
             } else {
                 None
             };
@@ -315,6 +324,7 @@ pub async fn reinvite(
 ) -> ApiResult<(StatusCode, Json<InviteSummary>)> {
     let now = state.now();
     let (rng, ttl, issuer) = (state.rng.clone(), state.invite_ttl, state.issuer.clone());
+    let secrets = state.secrets.clone();
     let (issued, superseded) = state
         .db
         .write(move |tx| {
@@ -327,7 +337,7 @@ pub async fn reinvite(
                 0
             };
             Ok((
-                invite_flow::issue(tx, &rng, &op, &caller.organization, ttl, now)?,
+                invite_flow::issue(tx, &rng, &secrets, &op, &caller.organization, ttl, now)?,
                 superseded,
             ))
         })

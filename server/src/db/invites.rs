@@ -1,5 +1,6 @@
 //! Invites: single-use, expiring enrollments of a phone for an operator. Only SHA-256
-//! digests of the token and of the normalised short code are stored.
+//! digests of the token and of the normalised short code are stored, and the short code
+//! sealed under the secrets key (for the invite's landing page).
 
 use super::{Ts, opt_ts, ts};
 use opkey_protocol::api::{InviteStatus, InviteSummary};
@@ -59,15 +60,18 @@ fn invite(row: &Row<'_>) -> rusqlite::Result<InviteRow> {
     })
 }
 
+/// Stores a new invite: the digests of its secrets and its short code sealed.
 pub fn insert(
     conn: &Connection,
     invite: &InviteRow,
     token_digest: &str,
     code_digest: &str,
+    code_sealed: &[u8],
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO invites (id, operator_id, organization_id, token_digest, code_digest, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO invites (id, operator_id, organization_id, token_digest, code_digest, created_at,
+                              expires_at, code_sealed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         invite.id,
@@ -76,9 +80,18 @@ pub fn insert(
         token_digest,
         code_digest,
         Ts(invite.created_at),
-        Ts(invite.expires_at)
+        Ts(invite.expires_at),
+        code_sealed
     ])?;
     Ok(())
+}
+
+/// The invite's sealed short code; `None` for an invite issued before codes were kept.
+pub fn sealed_code(conn: &Connection, id: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT code_sealed FROM invites WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()
+        .map(Option::flatten)
 }
 
 pub fn by_token_digest(conn: &Connection, digest: &str) -> rusqlite::Result<Option<InviteRow>> {

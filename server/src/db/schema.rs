@@ -258,6 +258,13 @@ const MIGRATIONS: &[&str] = &[
         SELECT max(k.seq) FROM keys k JOIN key_machines km ON km.key_id = k.id
         WHERE km.machine_id = machines.id), 0));
     "#,
+    // 5: invite landing pages show the short code to type.
+    r#"
+    -- The invite's short code sealed with AES-256-GCM under the secrets key file
+    -- (associated data: opkey-invite-code-v1 and the invite id), so the page a link opens
+    -- in a browser can show it. Never stored in the clear; NULL for invites issued before.
+    ALTER TABLE invites ADD COLUMN code_sealed BLOB;
+    "#,
 ];
 
 /// Brings the schema up to date.

@@ -3,6 +3,8 @@
 //! read. Rolling PIN seeds and Static PINs are stored sealed under it with AES-256-GCM
 //! (ring), the key id as associated data and a fresh random nonce per value, so the
 //! database alone reveals no PIN secret and a sealed value cannot be moved to another key.
+//! Invites' short codes are sealed the same way, bound to the invite id (for the invite's
+//! landing page).
 //!
 //! Two subkeys are derived with HKDF-SHA256: one seals, the other computes the Static PIN
 //! *tag* (HMAC-SHA256 of the PIN), which lets the database check that a PIN is unique on
@@ -112,17 +114,50 @@ impl SecretsKey {
 
     /// Seals `plaintext` for key `key_id`: version ‖ random nonce ‖ ciphertext ‖ tag.
     pub fn seal(&self, rng: &dyn SecureRandom, key_id: &str, plaintext: &[u8]) -> Result<Vec<u8>, ApiError> {
+        self.seal_for(rng, key_id.as_bytes(), plaintext)
+            .map_err(|_| ApiError::Internal(format!("cannot seal a PIN secret of key {key_id}")))
+    }
+
+    /// Opens what [`SecretsKey::seal`] sealed for `key_id`.
+    pub fn open(&self, key_id: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+        self.open_for(key_id.as_bytes(), sealed).ok_or_else(|| {
+            ApiError::Internal(format!(
+                "the stored PIN secret of key {key_id} does not open with the secrets key \
+                 (a different or replaced secrets key file?)"
+            ))
+        })
+    }
+
+    /// Seals an invite's short code (for its landing page), bound to the invite's id.
+    pub fn seal_invite_code(
+        &self,
+        rng: &dyn SecureRandom,
+        invite_id: &str,
+        code: &str,
+    ) -> Result<Vec<u8>, ApiError> {
+        self.seal_for(rng, invite_code_aad(invite_id).as_bytes(), code.as_bytes())
+            .map_err(|_| ApiError::Internal(format!("cannot seal the short code of invite {invite_id}")))
+    }
+
+    /// Opens what [`SecretsKey::seal_invite_code`] sealed; `None` when it does not open.
+    pub fn open_invite_code(&self, invite_id: &str, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        self.open_for(invite_code_aad(invite_id).as_bytes(), sealed)
+    }
+
+    fn seal_for(
+        &self,
+        rng: &dyn SecureRandom,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, ring::error::Unspecified> {
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill(&mut nonce)?;
         let mut in_out = Zeroizing::new(plaintext.to_vec());
-        let tag = self
-            .seal
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(key_id.as_bytes()),
-                &mut in_out,
-            )
-            .map_err(|_| ApiError::Internal(format!("cannot seal a PIN secret of key {key_id}")))?;
+        let tag = self.seal.seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut in_out,
+        )?;
         let mut sealed = Vec::with_capacity(1 + NONCE_LEN + in_out.len() + tag.as_ref().len());
         sealed.push(SEALED_V1);
         sealed.extend_from_slice(&nonce);
@@ -131,34 +166,32 @@ impl SecretsKey {
         Ok(sealed)
     }
 
-    /// Opens what [`SecretsKey::seal`] sealed for `key_id`.
-    pub fn open(&self, key_id: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, ApiError> {
-        let refused = || {
-            ApiError::Internal(format!(
-                "the stored PIN secret of key {key_id} does not open with the secrets key \
-                 (a different or replaced secrets key file?)"
-            ))
-        };
+    fn open_for(&self, aad: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
         let rest = match sealed.split_first() {
             Some((&SEALED_V1, rest)) if rest.len() >= NONCE_LEN => rest,
-            _ => return Err(refused()),
+            _ => return None,
         };
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| refused())?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
         let mut in_out = Zeroizing::new(ciphertext.to_vec());
         let len = self
             .seal
-            .open_in_place(nonce, Aad::from(key_id.as_bytes()), &mut in_out)
-            .map_err(|_| refused())?
+            .open_in_place(nonce, Aad::from(aad), &mut in_out)
+            .ok()?
             .len();
         in_out.truncate(len);
-        Ok(in_out)
+        Some(in_out)
     }
 
     /// The Static PIN's tag: equal PINs have equal tags; the tag alone does not give the PIN.
     pub fn static_pin_tag(&self, pin: &str) -> Vec<u8> {
         hmac::sign(&self.tag, pin.as_bytes()).as_ref().to_vec()
     }
+}
+
+/// The associated data of an invite's sealed short code: never equal to a key id.
+fn invite_code_aad(invite_id: &str) -> String {
+    format!("opkey-invite-code-v1:{invite_id}")
 }
 
 fn random_key(rng: &dyn SecureRandom) -> Result<Zeroizing<[u8; SECRETS_KEY_LEN]>, SecretsKeyError> {
@@ -206,6 +239,22 @@ mod tests {
         assert_eq!(key.static_pin_tag("1234"), key.static_pin_tag("1234"));
         assert_ne!(key.static_pin_tag("1234"), other.static_pin_tag("1234"));
         assert_eq!(format!("{key:?}"), "SecretsKey(<redacted>)");
+    }
+
+    #[test]
+    fn an_invite_code_opens_only_for_its_invite_and_never_as_a_pin_secret() {
+        let rng = SystemRandom::new();
+        let key = SecretsKey::ephemeral(&rng).unwrap();
+        let sealed = key.seal_invite_code(&rng, "inv_1", "ABCDEFGHJKM").unwrap();
+        assert!(!sealed.windows(11).any(|w| w == b"ABCDEFGHJKM"));
+        assert_eq!(
+            key.open_invite_code("inv_1", &sealed).unwrap().as_slice(),
+            b"ABCDEFGHJKM"
+        );
+        assert!(key.open_invite_code("inv_2", &sealed).is_none());
+        assert!(key.open("inv_1", &sealed).is_err());
+        let pin = key.seal(&rng, "inv_1", b"1234").unwrap();
+        assert!(key.open_invite_code("inv_1", &pin).is_none());
     }
 
     #[test]

@@ -50,14 +50,18 @@ pub fn invite_text(
     code_display: &str,
     expires_at: OffsetDateTime,
 ) -> String {
-    let date = expires_at
-        .to_offset(time::UtcOffset::UTC)
-        .format(format_description!("[year]-[month]-[day] [hour]:[minute] UTC"))
-        .unwrap_or_else(|_| expires_at.to_string());
+    let date = utc_minute(expires_at);
     format!(
         "Hi {operator_name}, {organization_name} has invited you to OpKey for your machine keys. \
          Open {link} on your phone, or enter code {code_display} in the app. Expires {date}."
     )
+}
+
+/// A time as people read it in an invitation: `2026-01-12 09:00 UTC`.
+pub(crate) fn utc_minute(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(format_description!("[year]-[month]-[day] [hour]:[minute] UTC"))
+        .unwrap_or_else(|_| at.to_string())
 }
 
 #[cfg(test)]

@@ -23,6 +23,9 @@ fn assert_lists_the_main_paths(doc: &serde_json::Value) {
         "/v1/session",
         "/v1/sync",
         "/v1/events",
+        "/.well-known/assetlinks.json",
+        "/.well-known/apple-app-site-association",
+        "/i/{token}",
     ] {
         assert!(
             paths.contains_key(path),
@@ -40,6 +43,8 @@ fn assert_lists_the_main_paths(doc: &serde_json::Value) {
         "UsageEventsUpload",
         "UsageEventsReceipt",
         "UsageEventView",
+        "AssetLinkStatement",
+        "AppleAppSiteAssociation",
     ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),

@@ -1,6 +1,7 @@
 //! End-to-end stories against a real server on 127.0.0.1:0.
 
 mod access;
+mod app_links;
 mod binary;
 mod common;
 mod digital_key;

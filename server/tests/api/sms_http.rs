@@ -11,13 +11,13 @@ use std::sync::{Arc, Mutex};
 
 /// A fake SMS provider: records requests and answers with a settable status.
 #[derive(Clone, Default)]
-struct Provider {
+pub(crate) struct Provider {
     received: Arc<Mutex<Vec<(HeaderMap, String)>>>,
     status: Arc<AtomicU16>,
 }
 
 impl Provider {
-    async fn start() -> (Self, url::Url) {
+    pub(crate) async fn start() -> (Self, url::Url) {
         let provider = Provider::default();
         provider.status.store(200, Ordering::SeqCst);
         let state = provider.clone();
@@ -39,7 +39,7 @@ impl Provider {
         (provider, url)
     }
 
-    fn requests(&self) -> Vec<(HeaderMap, String)> {
+    pub(crate) fn requests(&self) -> Vec<(HeaderMap, String)> {
         self.received.lock().unwrap().clone()
     }
 }
