@@ -49,7 +49,13 @@ class SimulatedMachine private constructor(
             val first = stdout.readLine() ?: error("opkey-machine exited: see ${dir.resolve("machine.log")}")
             check(first.startsWith("listening on ")) { "unexpected first line: $first" }
             val machine = SimulatedMachine(process, machineId, first.removePrefix("listening on ").trim(), dir)
-            Thread { stdout.lineSequence().forEach { machine.lines += it } }.apply { isDaemon = true }.start()
+            Thread {
+                // close() destroys the process, which closes this stream under the reader.
+                try {
+                    stdout.lineSequence().forEach { machine.lines += it }
+                } catch (_: java.io.IOException) {
+                }
+            }.apply { isDaemon = true }.start()
             Runtime.getRuntime().addShutdownHook(Thread { machine.close() })
             return machine
         }
