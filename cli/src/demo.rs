@@ -7,59 +7,101 @@
 //! Rolling PIN read offline and typed on the keypad (a replay and wrong guesses refused,
 //! then a lockout). Everything it shows goes through
 //! the same admin client and phone core as the rest of the CLI.
+//!
+//! With `--audit-secrets` the same story runs with every log line captured in memory at
+//! trace level, the invitations sent through a loopback SMS provider (the dev outbox keeps
+//! them in the database by design), and ends with the secrets audit (`crate::audit`) of
+//! the logs, the story output and every file the demo wrote.
 
+use crate::audit::{self, AuditError, Capture, SecretKind, Secrets};
 use crate::error::CliError;
 use crate::output::when;
-use crate::phone::print_keys;
 use crate::simulated::SimulatedUnit;
 use crate::unlock::exchange_summary;
 use opkey_core::{
     CancelToken, CoreConfig, FileSecretStore, InMemoryTransport, KeyView, LinkConditions, OpKey,
     UnlockOutcome, UnlockReport,
 };
+use opkey_core::{SecretStore, Signer, SoftwareSigner};
 use opkey_machine::{
     KeypadOutcome, KeypadRefusal, KeypadReply, Machine, MemoryStore, SessionEnd, TableUpdate,
 };
+use opkey_protocol::api::SmsMessage;
 use opkey_protocol::api::{AdminRole, CreateAdminUser, CreateKey, CreateMachine, CreateOperator, EditKey};
 use opkey_protocol::{AccessType, Clock, Keypad, SystemClock, TelematicsUnit};
 use opkey_server::admin_client::AdminClient;
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use time::Duration;
 
 struct Story {
     step: u32,
+    /// With `--audit-secrets`: a copy of everything printed, for the audit.
+    captured: Option<Capture>,
 }
 
 impl Story {
     fn say(&mut self, who: &str, what: impl AsRef<str>) {
         self.step += 1;
-        println!("{:>2}. {who:<8} {}", self.step, what.as_ref());
+        self.line(format!("{:>2}. {who:<8} {}", self.step, what.as_ref()));
     }
 
     fn detail(&self, what: impl AsRef<str>) {
         for line in what.as_ref().lines() {
-            println!("             {line}");
+            self.line(format!("             {line}"));
+        }
+    }
+
+    /// Prints one line (and keeps a copy when audited).
+    fn line(&self, text: impl AsRef<str>) {
+        let text = text.as_ref();
+        println!("{text}");
+        if let Some(captured) = &self.captured {
+            captured.append(text.as_bytes());
+            captured.append(b"\n");
         }
     }
 }
 
-pub async fn run() -> Result<(), CliError> {
+/// `opkey demo`; with `audit_secrets`, `opkey demo --audit-secrets`.
+pub async fn run(audit_secrets: bool) -> Result<(), CliError> {
+    let logs = if audit_secrets {
+        let logs = Capture::default();
+        logs.install_as_log()?;
+        Some(logs)
+    } else {
+        None
+    };
     let workdir = tempfile::tempdir()?;
     let clock = SystemClock;
     let now = clock.now().replace_nanosecond(0).unwrap_or(clock.now());
-    let mut story = Story { step: 0 };
-    println!("OpKey demo: from an admin's first click to unlocking machines with no signal\n");
+    let mut story = Story {
+        step: 0,
+        captured: audit_secrets.then(Capture::default),
+    };
+    story.line("OpKey demo: from an admin's first click to unlocking machines with no signal\n");
 
     let admin_token = random_token()?;
-    let config = opkey_server::ServerConfig::new(workdir.path().join("backend.db"), admin_token.clone());
+    let mut config = opkey_server::ServerConfig::new(workdir.path().join("backend.db"), admin_token.clone());
+    let issuer_key_file = config.issuer_key_file();
+    let sms = if audit_secrets {
+        let provider = SmsProvider::start().await?;
+        config.sms = opkey_server::SmsConfig::Http(opkey_server::HttpSmsConfig::new(provider.url.clone()));
+        SmsSource::Provider(provider)
+    } else {
+        SmsSource::Outbox
+    };
     let server = opkey_server::start(config, ([127, 0, 0, 1], 0).into())
         .await
         .map_err(|e| CliError::Io(format!("the embedded backend did not start: {e}")))?;
     story.say(
         "Backend",
-        format!("listening on {} (temporary SQLite, dev SMS outbox)", server.url()),
+        format!(
+            "listening on {} (temporary SQLite, {})",
+            server.url(),
+            sms.describe()
+        ),
     );
 
     let root = AdminClient::new(server.url(), &admin_token);
@@ -225,14 +267,14 @@ pub async fn run() -> Result<(), CliError> {
         "gave Ola six keys: two Digital Keys, Rolling PIN, Key Card, an upcoming and an ended one",
     );
 
-    let sms = admin.sms_outbox().await?;
-    let message = sms
+    let messages = sms.messages(&admin).await?;
+    let message = messages
         .iter()
         .rev()
         .find(|m| m.recipient == operator.operator.phone)
         .ok_or_else(|| CliError::Io("the SMS outbox holds no invitation for the operator".into()))?;
     story.say("SMS", format!("to {}:", message.recipient.masked()));
-    story.detail(format!("\"{}\"", message.body));
+    story.detail(format!("\"{}\"", redacted_invitation(&message.body)));
     let link = message
         .body
         .split_whitespace()
@@ -276,7 +318,7 @@ pub async fn run() -> Result<(), CliError> {
         ),
     );
     let before = phone.keys()?;
-    print_indented(&before);
+    print_indented(&story, &before);
     story.say("App", format!("home screen: \"{}\"", phone.home_guide()?.message));
 
     let ola_radio = radio(&clock, &[&excavator_unit, &telehandler_unit]);
@@ -289,6 +331,7 @@ pub async fn run() -> Result<(), CliError> {
             ola_radio: &ola_radio,
             telehandler: &telehandler,
             unit: &telehandler_unit,
+            sms: &sms,
             revoked_key: &tele_dig.id,
             dir: workdir.path(),
             clock: &clock,
@@ -327,7 +370,7 @@ pub async fn run() -> Result<(), CliError> {
         ),
     );
     story.detail(describe_changes(&before, &after));
-    print_indented(&after);
+    print_indented(&story, &after);
 
     kari.sync().await?;
     let events = admin.events(None, None).await?;
@@ -357,6 +400,30 @@ pub async fn run() -> Result<(), CliError> {
         key_id: &quarry_pin.id,
     };
     quarry.fetch_keypad_table(&admin).await?;
+
+    let mut secrets = Secrets::default();
+    let mut backend_up_files = Vec::new();
+    if audit_secrets {
+        let online = OnlineSecrets {
+            admin: &admin,
+            admin_tokens: [&admin_token, &fleet_admin.token],
+            sms: &sms,
+            phones: [(&phone, &phone_dir), (&kari, &workdir.path().join("phone-2"))],
+            server_url: server.url(),
+            machines: [&excavator.id, &telehandler.id, &lift.id],
+            now,
+        };
+        online.collect(&mut secrets).await?;
+        // The files as they are with the backend up (its WAL included), scanned at the end.
+        for mut file in audit::files_under(workdir.path())? {
+            file.name = format!("{} (backend up)", file.name);
+            backend_up_files.push(file);
+        }
+        story.say(
+            "Audit",
+            "collected the secrets the backend, the phones and the machines use (none is shown)",
+        );
+    }
 
     server.shutdown().await;
     story.say("Backend", "stopped: from here on there is no network at all");
@@ -405,8 +472,366 @@ pub async fn run() -> Result<(), CliError> {
         key_id: &quarry_pin.id,
     }
     .at_the_keypad()?;
-    println!("\nDone. The temporary backend and phone files are removed on exit.");
+    if let Some(logs) = logs {
+        collect_key_files(&mut secrets, &issuer_key_file, &units_dir)?;
+        story.line(
+            "\nSecrets audit: logs at trace level, story output, every file the demo wrote \
+             (with the backend up, and at the end with the phones open)",
+        );
+        let logs = logs.take();
+        let census = audit::log_census(&logs);
+        story.line(format!(
+            "log lines captured (crate level count): {}",
+            census
+                .iter()
+                .map(|((krate, level), n)| format!("{krate} {level} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let output = story.captured.as_ref().map(Capture::take).unwrap_or_default();
+        let mut places = vec![
+            audit::Place {
+                name: format!("captured logs ({} lines)", lines(&logs)),
+                path: None,
+                bytes: logs,
+            },
+            audit::Place {
+                name: format!("story output ({} lines)", lines(&output)),
+                path: None,
+                bytes: output,
+            },
+        ];
+        places.append(&mut backend_up_files);
+        places.extend(audit::files_under(workdir.path())?);
+        let report = audit::scan(&secrets, &places)?;
+        for line in report.lines() {
+            println!("{line}");
+        }
+        let findings = report.findings();
+        if !findings.is_empty() {
+            return Err(AuditError::SecretsFound { findings }.into());
+        }
+        println!("\nNo secret found in plaintext.");
+        return Ok(());
+    }
+    story.line("\nDone. The temporary backend and phone files are removed on exit.");
     Ok(())
+}
+
+fn lines(text: &[u8]) -> usize {
+    text.iter().filter(|b| **b == b'\n').count()
+}
+
+/// Where the demo reads the invitations: the backend's dev outbox, or (audited) the
+/// loopback SMS provider the backend posted them to.
+enum SmsSource {
+    Outbox,
+    Provider(SmsProvider),
+}
+
+impl SmsSource {
+    fn describe(&self) -> &'static str {
+        match self {
+            SmsSource::Outbox => "dev SMS outbox",
+            SmsSource::Provider(_) => "SMS through a loopback provider",
+        }
+    }
+
+    async fn messages(&self, admin: &AdminClient) -> Result<Vec<SmsMessage>, CliError> {
+        match self {
+            SmsSource::Outbox => Ok(admin.sms_outbox().await?),
+            SmsSource::Provider(provider) => Ok(provider
+                .inbox
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()),
+        }
+    }
+}
+
+/// A stand-in for an SMS provider on loopback: keeps what the backend's HTTP gateway
+/// posts (the default JSON body `{"to": …, "text": …}`) in memory.
+struct SmsProvider {
+    url: url::Url,
+    inbox: Arc<Mutex<Vec<SmsMessage>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ProviderRequest {
+    to: String,
+    text: String,
+}
+
+impl SmsProvider {
+    async fn start() -> Result<Self, CliError> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let url = url::Url::parse(&format!("http://{}/sms", listener.local_addr()?))
+            .map_err(|e| CliError::Io(format!("the SMS provider has no URL: {e}")))?;
+        let inbox: Arc<Mutex<Vec<SmsMessage>>> = Arc::default();
+        let app = axum::Router::new()
+            .route("/sms", axum::routing::post(receive_sms))
+            .with_state(inbox.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "the loopback SMS provider stopped");
+            }
+        });
+        Ok(Self { url, inbox })
+    }
+}
+
+async fn receive_sms(
+    axum::extract::State(inbox): axum::extract::State<Arc<Mutex<Vec<SmsMessage>>>>,
+    axum::Json(request): axum::Json<ProviderRequest>,
+) -> axum::http::StatusCode {
+    let Ok(recipient) = request.to.parse() else {
+        return axum::http::StatusCode::BAD_REQUEST;
+    };
+    let mut inbox = inbox.lock().unwrap_or_else(PoisonError::into_inner);
+    let id = format!("provider-{}", inbox.len() + 1);
+    inbox.push(SmsMessage {
+        id,
+        recipient,
+        body: request.text,
+        sent_at: SystemClock.now(),
+    });
+    axum::http::StatusCode::OK
+}
+
+/// The invitation as the story shows it: the link's secret and the code masked.
+fn redacted_invitation(body: &str) -> String {
+    let mut after_code = false;
+    body.split(' ')
+        .map(|word| {
+            let shown = if let Some(at) = word.find("/i/") {
+                let rest = &word[at + 3..];
+                let tail = rest.len() - rest.trim_end_matches(['.', ',']).len();
+                format!("{}/i/•••{}", &word[..at], &rest[rest.len() - tail..])
+            } else if after_code {
+                word.chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { '•' } else { c })
+                    .collect()
+            } else {
+                word.to_owned()
+            };
+            after_code = word == "code";
+            shown
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What the audit collects while the backend is up.
+struct OnlineSecrets<'a> {
+    admin: &'a AdminClient,
+    admin_tokens: [&'a str; 2],
+    sms: &'a SmsSource,
+    /// Each phone and its folder (the secret store is `secrets/` in it).
+    phones: [(&'a OpKey, &'a Path); 2],
+    server_url: &'a url::Url,
+    machines: [&'a str; 3],
+    now: time::OffsetDateTime,
+}
+
+impl OnlineSecrets<'_> {
+    async fn collect(self, secrets: &mut Secrets) -> Result<(), CliError> {
+        for token in self.admin_tokens {
+            secrets.add_text(SecretKind::AdminToken, token);
+        }
+        for message in self.sms.messages(self.admin).await? {
+            let token = invite_link(&message.body)
+                .and_then(|link| link.split("/i/").nth(1).map(str::to_owned))
+                .ok_or_else(|| AuditError::collect(SecretKind::InviteToken, "an invitation has no link"))?;
+            secrets.add_text(SecretKind::InviteToken, &token);
+            let code = message
+                .body
+                .split(' ')
+                .skip_while(|w| *w != "code")
+                .nth(1)
+                .ok_or_else(|| AuditError::collect(SecretKind::InviteCode, "an invitation has no code"))?;
+            secrets.add_code(SecretKind::InviteCode, code);
+        }
+
+        let mut signers = Vec::new();
+        for (phone, dir) in self.phones {
+            let store = FileSecretStore::new(dir.join("secrets"));
+            let data_key = store
+                .load(opkey_core::secrets::DATA_KEY_NAME)
+                .map_err(|e| AuditError::collect(SecretKind::PhoneDataKey, e))?
+                .map(zeroize::Zeroizing::new)
+                .ok_or_else(|| AuditError::collect(SecretKind::PhoneDataKey, "the secret store is empty"))?;
+            let id = secrets.add_bytes(SecretKind::PhoneDataKey, &data_key);
+            secrets.exempt(
+                dir.join("secrets").join(opkey_core::secrets::DATA_KEY_NAME),
+                id,
+                "the CLI's file secret store: the phone's data key (a Keystore or Keychain entry in the apps)",
+            );
+            let pkcs8 = phone_signer_key(&dir.join(opkey_core::store::DB_FILE_NAME), &data_key)?;
+            secrets.add_bytes(
+                SecretKind::PhoneSignerKey,
+                &audit::p256_private_scalar(&pkcs8, SecretKind::PhoneSignerKey)?,
+            );
+            let phone_id = phone.status()?.phone_id.ok_or_else(|| {
+                AuditError::collect(SecretKind::OperatorAccessToken, "a phone is not enrolled")
+            })?;
+            signers.push((phone_id, pkcs8));
+        }
+        for (phone_id, pkcs8) in &signers {
+            let token = operator_session(self.server_url, phone_id, pkcs8).await?;
+            secrets.add_text(SecretKind::OperatorAccessToken, &token);
+        }
+
+        // A Static PIN for the second operator, on her phone and the lift's keypad.
+        let (kari, _) = self.phones[1];
+        let operator = kari
+            .status()?
+            .operator
+            .ok_or_else(|| AuditError::collect(SecretKind::StaticPin, "phone 2 has no operator"))?;
+        let pin = random_digits(8)?;
+        self.admin
+            .create_key(&CreateKey {
+                operator_id: Some(operator.id),
+                machine_ids: vec![self.machines[2].to_owned()],
+                access_type: AccessType::StaticPin,
+                valid_from: self.now - Duration::hours(1),
+                valid_to: self.now + Duration::days(30),
+                description: "Lift, personal PIN".into(),
+                card_id: None,
+                static_pin: Some(pin.to_string()),
+                pin_algorithm: None,
+                pin_digits: None,
+                pin_period_s: None,
+            })
+            .await?;
+        kari.sync().await?;
+
+        for machine in self.machines {
+            let bundle = self.admin.machine_provisioning(machine).await?;
+            let Some(table) = bundle.keypad else { continue };
+            for entry in &table.rolling_pins {
+                let seed = zeroize::Zeroizing::new(
+                    opkey_protocol::encoding::unb64(&entry.seed)
+                        .ok_or_else(|| AuditError::collect(SecretKind::RollingPinSeed, "not base64url"))?,
+                );
+                secrets.add_bytes(SecretKind::RollingPinSeed, &seed);
+            }
+            for entry in &table.static_pins {
+                secrets.add_text(SecretKind::StaticPin, &entry.static_pin);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The phone core's software signer key, opened from its store with the data key.
+fn phone_signer_key(db: &Path, data_key: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, AuditError> {
+    let kind = SecretKind::PhoneSignerKey;
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| AuditError::collect(kind, e))?;
+    let sealed: Vec<u8> = conn
+        .query_row("SELECT sealed FROM vault WHERE slot = 'signer'", [], |row| {
+            row.get(0)
+        })
+        .map_err(|e| AuditError::collect(kind, e))?;
+    audit::open_phone_envelope(data_key, "secret:signer", &sealed, kind)
+}
+
+/// Opens an operator API session as the phone does (sign the server's challenge with
+/// the phone key) and uses the token once: a token the backend issued and accepted.
+async fn operator_session(server: &url::Url, phone_id: &str, pkcs8: &[u8]) -> Result<String, CliError> {
+    use opkey_protocol::api::{ChallengeRequest, ChallengeResponse, SessionRequest, SessionResponse};
+    let kind = SecretKind::OperatorAccessToken;
+    let failed = |e: reqwest::Error| AuditError::collect(kind, e.without_url());
+    let http = reqwest::Client::new();
+    let join = |path: &str| {
+        server
+            .join(path)
+            .map_err(|e| AuditError::collect(kind, format!("bad server URL: {e}")))
+    };
+    let challenge: ChallengeResponse = http
+        .post(join("v1/session/challenge")?)
+        .json(&ChallengeRequest {
+            phone_id: phone_id.to_owned(),
+        })
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(failed)?
+        .json()
+        .await
+        .map_err(failed)?;
+    let signer = SoftwareSigner::from_pkcs8(pkcs8).map_err(|e| AuditError::collect(kind, e))?;
+    let signature = signer
+        .sign(&opkey_protocol::auth::session_message(
+            phone_id,
+            &challenge.challenge,
+        ))
+        .map_err(|e| AuditError::collect(kind, e))?;
+    let session: SessionResponse = http
+        .post(join("v1/session")?)
+        .json(&SessionRequest {
+            phone_id: phone_id.to_owned(),
+            challenge: challenge.challenge,
+            signature: opkey_protocol::encoding::b64(&signature),
+        })
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(failed)?
+        .json()
+        .await
+        .map_err(failed)?;
+    http.get(join("v1/sync")?)
+        .bearer_auth(&session.access_token)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(failed)?;
+    Ok(session.access_token)
+}
+
+/// The issuer key and the machine keys, each exempt in its own key file.
+fn collect_key_files(secrets: &mut Secrets, issuer: &Path, units: &Path) -> Result<(), AuditError> {
+    let pkcs8 = zeroize::Zeroizing::new(
+        std::fs::read(issuer).map_err(|e| AuditError::collect(SecretKind::IssuerKey, e))?,
+    );
+    let id = secrets.add_bytes(
+        SecretKind::IssuerKey,
+        &audit::p256_private_scalar(&pkcs8, SecretKind::IssuerKey)?,
+    );
+    secrets.exempt(issuer, id, "the backend's issuer key file, created 0600");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(units)
+        .map_err(|e| AuditError::collect(SecretKind::MachineKey, e))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "key"))
+        .collect();
+    files.sort();
+    for path in files {
+        let pkcs8 = opkey_machine::read_key_file(&path)
+            .map_err(|e| AuditError::collect(SecretKind::MachineKey, e))?;
+        let id = secrets.add_bytes(
+            SecretKind::MachineKey,
+            &audit::p256_private_scalar(&pkcs8, SecretKind::MachineKey)?,
+        );
+        secrets.exempt(
+            path,
+            id,
+            "the simulated unit's key file (`opkey-machine keygen`), created 0600",
+        );
+    }
+    Ok(())
+}
+
+/// `n` random decimal digits.
+fn random_digits(n: usize) -> Result<zeroize::Zeroizing<String>, CliError> {
+    use ring::rand::SecureRandom;
+    let mut bytes = zeroize::Zeroizing::new(vec![0u8; n]);
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| CliError::Io("the system random generator failed".into()))?;
+    Ok(zeroize::Zeroizing::new(
+        bytes.iter().map(|b| char::from(b'0' + b % 10)).collect(),
+    ))
 }
 
 /// A machine as the backend knows it, and its simulated unit.
@@ -529,6 +954,7 @@ struct RevocationScene<'a> {
     ola_radio: &'a Arc<InMemoryTransport>,
     telehandler: &'a opkey_protocol::Machine,
     unit: &'a SimulatedUnit,
+    sms: &'a SmsSource,
     revoked_key: &'a str,
     dir: &'a Path,
     clock: &'a SystemClock,
@@ -548,6 +974,7 @@ async fn revocation_reaches_the_machine(
         ola_radio,
         telehandler,
         unit,
+        sms,
         revoked_key,
         dir,
         clock,
@@ -576,8 +1003,9 @@ async fn revocation_reaches_the_machine(
             pin_period_s: None,
         })
         .await?;
-    let sms = admin.sms_outbox().await?;
     let link = sms
+        .messages(admin)
+        .await?
         .iter()
         .rev()
         .find(|m| m.recipient == kari.operator.phone)
@@ -907,10 +1335,44 @@ fn invite_link(body: &str) -> Option<String> {
         .map(|w| w.trim_end_matches(['.', ',']).to_owned())
 }
 
-fn print_indented(keys: &[KeyView]) {
-    println!();
-    print_keys(keys, "             ");
-    println!();
+/// The keys as `opkey keys` shows them, indented under the story.
+fn print_indented(story: &Story, keys: &[KeyView]) {
+    let indent = "             ";
+    let mut rows = vec![
+        ["KEY", "STATE", "TYPE", "MACHINES", "FROM", "TO", "DESCRIPTION"]
+            .map(str::to_owned)
+            .to_vec(),
+    ];
+    for k in keys {
+        rows.push(vec![
+            k.id.clone(),
+            k.state.as_str().to_owned(),
+            k.access_type.label().to_owned(),
+            k.machines
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            when(k.valid_from),
+            when(k.valid_to),
+            k.description.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    story.line("");
+    for row in &rows {
+        let mut line = indent.to_owned();
+        for (c, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if c + 1 < row.len() {
+                line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 2));
+            }
+        }
+        story.line(line.trim_end());
+    }
+    story.line("");
 }
 
 /// What a sync changed, in the words an operator would use.

@@ -24,6 +24,9 @@ pub enum CliError {
     /// `opkey pin`: the key cannot give a PIN (see the exit status).
     #[error(transparent)]
     Pin(#[from] opkey_core::PinError),
+    /// `opkey demo --audit-secrets` found a secret in plaintext, or could not collect one.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     #[error("{0}")]
     Io(String),
 }
@@ -39,7 +42,8 @@ impl CliError {
     /// 2: the command was wrong; 3: the network or server; 4: the machine could not be
     /// reached (range, Bluetooth, a dropped link); 5: the machine refused; 6: not a PIN
     /// key; 7: the PIN is not synced to this installation; 8: the key is not usable now;
-    /// 1: anything else, including what the phone refuses before any radio traffic.
+    /// 9: the secrets audit found a secret in plaintext; 1: anything else, including what
+    /// the phone refuses before any radio traffic.
     pub fn exit_status(&self) -> u8 {
         match self {
             CliError::Usage { .. } | CliError::Invite(_) => 2,
@@ -52,6 +56,7 @@ impl CliError {
             ) => 6,
             CliError::Pin(opkey_core::PinError::NotSynced { .. }) => 7,
             CliError::Pin(opkey_core::PinError::NotUsable { .. }) => 8,
+            CliError::Audit(crate::audit::AuditError::SecretsFound { .. }) => 9,
             _ => 1,
         }
     }

@@ -6,7 +6,7 @@
 //! phone side is `opkey-core`, the backend is `opkey-server`.
 
 mod admin;
-
+mod audit;
 mod demo;
 mod error;
 mod home;
@@ -90,7 +90,12 @@ enum Command {
     /// Administer the backend (admins and fleet admins).
     Admin(admin::AdminArgs),
     /// The whole story on embedded defaults: backend, SMS outbox and phone in one process.
-    Demo,
+    Demo {
+        /// Capture every log line at trace level and the story output, then scan them and
+        /// every file the demo wrote for each secret it used (exit status 1 if one is found).
+        #[arg(long)]
+        audit_secrets: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -118,7 +123,10 @@ impl MachineArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The secrets audit installs its own capture of every log line.
+    if !matches!(cli.command, Command::Demo { audit_secrets: true }) {
+        init_logging();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -139,7 +147,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let json = cli.json;
     match cli.command {
         Command::Admin(args) => admin::run(args, json).await,
-        Command::Demo => demo::run().await,
+        Command::Demo { audit_secrets } => demo::run(audit_secrets).await,
         Command::Invite {
             link_or_code,
             server,

@@ -17,6 +17,11 @@ use time::OffsetDateTime;
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
+// Schema patterns of request fields say exactly what the server accepts, so that an API
+// fuzzer finds no gap between the two: the server trims whitespace (Rust's
+// `char::is_whitespace`, spelt out as a character class) before it checks a length, so a
+// bounded text reads `^W*(N([\s\S]{0,max-2}N)?)?W*$` (W whitespace, N anything else).
+
 /// Header with which the bootstrap admin picks the organization it acts in.
 pub const ORGANIZATION_HEADER: &str = "x-opkey-organization";
 
@@ -101,6 +106,13 @@ impl AdminRole {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct CreateOrganization {
+    /// 1 to 200 characters; surrounding whitespace is trimmed.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]([\s\S]{0,198}[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        )
+    )]
     pub name: String,
 }
 
@@ -108,6 +120,13 @@ pub struct CreateOrganization {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct CreateAdminUser {
+    /// 1 to 200 characters; surrounding whitespace is trimmed.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]([\s\S]{0,198}[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        )
+    )]
     pub name: String,
     pub role: AdminRole,
     /// Defaults to the organization the caller acts in.
@@ -139,8 +158,23 @@ pub struct AdminIdentity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct CreateOperator {
+    /// 1 to 200 characters; surrounding whitespace is trimmed.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]([\s\S]{0,198}[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        )
+    )]
     pub name: String,
-    /// Any common way of writing an international number; stored as E.164.
+    /// Any common way of writing an international number (`+45 12 34 56 78`,
+    /// `0045 12345678`, `+1 (555) 010-0199`): 8 to 15 digits; stored as E.164.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(\+|00)[ .()-]*[1-9]([ .()-]*[0-9]){7,14}[ .()-]*[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$",
+            example = "+45 12 34 56 78"
+        )
+    )]
     pub phone: String,
     #[serde(default)]
     pub access_type: Option<AccessType>,
@@ -154,8 +188,23 @@ pub struct CreateOperator {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct EditOperator {
     #[serde(default)]
+    /// 1 to 200 characters; surrounding whitespace is trimmed.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]([\s\S]{0,198}[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        )
+    )]
     pub name: Option<String>,
+    /// As in [`CreateOperator::phone`].
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(\+|00)[ .()-]*[1-9]([ .()-]*[0-9]){7,14}[ .()-]*[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$",
+            example = "+45 12 34 56 78"
+        )
+    )]
     pub phone: Option<String>,
     #[serde(default)]
     pub access_type: Option<AccessType>,
@@ -246,8 +295,22 @@ pub struct ImportedOperator {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct CreateMachine {
+    /// 1 to 200 characters; surrounding whitespace is trimmed.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]([\s\S]{0,198}[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        )
+    )]
     pub name: String,
     #[serde(default)]
+    /// At most 100 characters; surrounding whitespace is trimmed.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*([^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]([\s\S]{0,98}[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?)?[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        )
+    )]
     pub serial: String,
     /// Defaults to TU600.
     #[serde(default)]
@@ -255,8 +318,15 @@ pub struct CreateMachine {
     /// Defaults to `none`.
     #[serde(default)]
     pub keypad: Option<Keypad>,
-    /// SEC1 uncompressed P-256 public key, base64url.
+    /// SEC1 uncompressed P-256 public key, base64url; empty or left out for a machine
+    /// whose key is registered later.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(B[A-P][A-Za-z0-9_-]{84}[AEIMQUYcgkosw048])?[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        )
+    )]
     pub ble_public_key: Option<String>,
 }
 
@@ -266,11 +336,32 @@ pub struct CreateMachine {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct EditMachine {
     #[serde(default)]
+    /// 1 to 200 characters; surrounding whitespace is trimmed.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]([\s\S]{0,198}[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        )
+    )]
     pub name: Option<String>,
     #[serde(default)]
+    /// At most 100 characters; surrounding whitespace is trimmed.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*([^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]([\s\S]{0,98}[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?)?[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        )
+    )]
     pub serial: Option<String>,
-    /// SEC1 uncompressed P-256 public key, base64url.
+    /// SEC1 uncompressed P-256 public key, base64url (leave the field out to keep the
+    /// registered one).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*B[A-P][A-Za-z0-9_-]{84}[AEIMQUYcgkosw048][\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        )
+    )]
     pub ble_public_key: Option<String>,
 }
 
@@ -281,6 +372,9 @@ pub struct CreateKey {
     /// Set for a personal key; leave out for a non-personal key.
     #[serde(default)]
     pub operator_id: Option<String>,
+    /// At least one machine of the organization, each once (`uniqueItems`, set in the
+    /// server's OpenAPI document).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
     pub machine_ids: Vec<String>,
     pub access_type: AccessType,
     #[serde(with = "time::serde::rfc3339")]
@@ -288,22 +382,33 @@ pub struct CreateKey {
     #[serde(with = "time::serde::rfc3339")]
     pub valid_to: OffsetDateTime,
     #[serde(default)]
+    /// At most 1000 characters; surrounding whitespace is trimmed.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*([^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]([\s\S]{0,998}[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?)?[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        )
+    )]
     pub description: String,
     /// Required for card access types.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub card_id: Option<String>,
     /// Static PIN keys: the PIN (4–8 digits, unique on each of the key's machines);
     /// left out, the backend generates one. Refused for other access types.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{4,8}$"))]
     pub static_pin: Option<String>,
     /// Rolling PIN keys: HMAC algorithm (default sha256). Refused for other access types.
     #[serde(default)]
     pub pin_algorithm: Option<crate::pin::PinAlgorithm>,
     /// Rolling PIN keys: code digits, 6–10 (default 6).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 6, maximum = 10))]
     pub pin_digits: Option<u8>,
     /// Rolling PIN keys: seconds per PIN, 30–3600 (default 60).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 30, maximum = 3600))]
     pub pin_period_s: Option<u32>,
 }
 
@@ -314,6 +419,13 @@ pub struct EditKey {
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub valid_to: Option<OffsetDateTime>,
     #[serde(default)]
+    /// At most 1000 characters; surrounding whitespace is trimmed.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*([^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]([\s\S]{0,998}[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?)?[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        )
+    )]
     pub description: Option<String>,
 }
 

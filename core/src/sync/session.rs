@@ -5,7 +5,7 @@
 use super::http::{Http, OffsetSample, endpoint};
 use crate::error::Error;
 use crate::signer::Signer;
-use opkey_protocol::api::{ChallengeRequest, ChallengeResponse, SessionRequest, SessionResponse};
+use opkey_protocol::api::{ChallengeRequest, ChallengeResponse, ErrorCode, SessionRequest, SessionResponse};
 use opkey_protocol::auth;
 use opkey_protocol::encoding::b64;
 use std::fmt;
@@ -45,7 +45,30 @@ impl Session {
 }
 
 /// Challenge, sign, session. Returns the session and the best offset sample seen.
+///
+/// A challenge is good for one session request. When the answer to that request is lost
+/// (a reset or a cut-off body after the server used the challenge), the HTTP retry sends
+/// the same challenge again and the server answers `challenge_expired`: then a fresh
+/// challenge is fetched and signed, once.
 pub(crate) async fn open(
+    http: &Http,
+    server: &Url,
+    phone_id: &str,
+    signer: &dyn Signer,
+) -> Result<(Session, OffsetSample), Error> {
+    match open_once(http, server, phone_id, signer).await {
+        Err(Error::Server {
+            code: Some(ErrorCode::ChallengeExpired),
+            ..
+        }) => {
+            tracing::info!(phone_id, "session challenge already used; asking for a new one");
+            open_once(http, server, phone_id, signer).await
+        }
+        other => other,
+    }
+}
+
+async fn open_once(
     http: &Http,
     server: &Url,
     phone_id: &str,

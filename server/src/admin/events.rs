@@ -24,6 +24,7 @@ pub struct EventFilter {
     /// Only events uploaded by this operator's phones.
     pub operator_id: Option<String>,
     /// The newest this many events (default 1000, at most 10000), returned oldest first.
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
 }
 

@@ -41,15 +41,31 @@ enum Format {
     Xlsx,
 }
 
-/// Query of the preview and import endpoints.
+/// Query of the preview endpoint.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PreviewQuery {
+    /// `csv` or `xlsx` (any case, whitespace trimmed); otherwise taken from Content-Type or the file's first bytes.
+    #[param(
+        pattern = r"^[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*([cC][sS][vV]|[xX][lL][sS][xX])[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
+    pub format: Option<String>,
+}
+
+/// Query of the import endpoint.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ImportQuery {
-    /// `csv` or `xlsx`; otherwise taken from Content-Type or the file's first bytes.
+    /// `csv` or `xlsx` (any case, whitespace trimmed); otherwise taken from Content-Type or the file's first bytes.
+    #[param(
+        pattern = r"^[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*([cC][sS][vV]|[xX][lL][sS][xX])[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub format: Option<String>,
-    /// Rows to import, e.g. `2,4-6` (import only). All valid rows when left out.
+    /// Rows to import, e.g. `2,3,5`; all valid rows when left out. The server also reads
+    /// ranges (`4-6`, from ≤ to) and spaces around the numbers.
+    #[param(pattern = "^0*[0-9]{1,9}(,0*[0-9]{1,9})*$")]
     pub rows: Option<String>,
-    /// Send an SMS invitation to each imported operator (import only).
+    /// Send an SMS invitation to each imported operator.
     pub invite: Option<bool>,
 }
 
@@ -124,23 +140,42 @@ fn read_csv(bytes: &[u8]) -> Result<Sheet, ApiError> {
         .delimiter(delimiter)
         .from_reader(text.as_bytes());
     let mut sheet = Sheet::default();
+    // Row numbers count the line ends before a record's first byte: "\r\n", "\n" and a lone
+    // "\r" (classic Mac CSV) each end a row, as the csv reader reads them. (Its own line
+    // count knows only "\n", which gave every row of a "\r" file the same number.) It
+    // skips blank lines but reports the position where they began.
+    let bytes = text.as_bytes();
+    let (mut counted_to, mut line) = (0usize, 1u32);
     for record in reader.records() {
         let record =
             record.map_err(|e| ApiError::UnreadableFile(format!("the CSV file cannot be read: {e}")))?;
-        // The csv reader skips blank lines but reports the position where they began.
         let row = record.position().map_or(0, |p| {
-            let skipped = text.as_bytes()[p.byte() as usize..]
-                .iter()
-                .take_while(|b| matches!(b, b'\r' | b'\n'))
-                .filter(|&&b| b == b'\n')
-                .count();
-            p.line() as usize + skipped
-        }) as u32;
+            let from = (p.byte() as usize).max(counted_to);
+            let start = from
+                + bytes[from..]
+                    .iter()
+                    .take_while(|b| matches!(b, b'\r' | b'\n'))
+                    .count();
+            for at in counted_to..start {
+                if bytes[at] == b'\n' || (bytes[at] == b'\r' && bytes.get(at + 1) != Some(&b'\n')) {
+                    line += 1;
+                }
+            }
+            counted_to = start;
+            line
+        });
         sheet.push(row, record.iter().map(|c| c.trim().to_owned()).collect())?;
     }
     Ok(sheet)
 }
 
+/// The widest sheet read: an operator list has a handful of columns.
+const MAX_XLSX_COLUMNS: u32 = 256;
+/// The most non-empty cells read from one sheet.
+const MAX_XLSX_CELLS: usize = MAX_ROWS * 16;
+
+/// Reads the first sheet cell by cell (never as one dense range: a sheet that names cell
+/// A1 and cell XFD1048576 would otherwise ask for hundreds of gigabytes).
 fn read_xlsx(bytes: &[u8]) -> Result<Sheet, ApiError> {
     let unreadable = |e: &dyn std::fmt::Display| {
         ApiError::UnreadableFile(format!(
@@ -148,24 +183,55 @@ fn read_xlsx(bytes: &[u8]) -> Result<Sheet, ApiError> {
         ))
     };
     let mut workbook = Xlsx::new(Cursor::new(bytes)).map_err(|e| unreadable(&e))?;
-    let range = workbook
-        .worksheet_range_at(0)
-        .ok_or_else(|| ApiError::UnreadableFile("the Excel file has no worksheet".to_owned()))?
+    let first = workbook
+        .sheet_names()
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::UnreadableFile("the Excel file has no worksheet".to_owned()))?;
+    let mut reader = workbook
+        .worksheet_cells_reader(&first)
         .map_err(|e| unreadable(&e))?;
-    let first_row = range.start().map_or(0, |(row, _)| row);
+    let mut cells: std::collections::BTreeMap<u32, Vec<(u32, String)>> = Default::default();
+    let mut count = 0usize;
+    while let Some(cell) = reader.next_cell().map_err(|e| unreadable(&e))? {
+        let (row, col) = cell.get_position();
+        let text = calamine::Data::from(cell.get_value().clone())
+            .to_string()
+            .trim()
+            .to_owned();
+        if text.is_empty() {
+            continue;
+        }
+        if col >= MAX_XLSX_COLUMNS {
+            return Err(ApiError::InvalidRequest(format!(
+                "the sheet has a value in column {} (row {}): operator lists use the first columns only; \
+                 remove what is far to the right",
+                col + 1,
+                u64::from(row) + 1
+            )));
+        }
+        count += 1;
+        if count > MAX_XLSX_CELLS {
+            return Err(ApiError::InvalidRequest(format!(
+                "the sheet holds more than {MAX_XLSX_CELLS} filled cells; split it into smaller files"
+            )));
+        }
+        cells.entry(row).or_default().push((col, text));
+    }
     let mut sheet = Sheet::default();
-    for (i, cells) in range.rows().enumerate() {
-        let row = first_row + i as u32 + 1;
-        sheet.push(
-            row,
-            cells.iter().map(|c| c.to_string().trim().to_owned()).collect(),
-        )?;
+    for (row, values) in cells {
+        let width = values.iter().map(|(col, _)| *col as usize + 1).max().unwrap_or(0);
+        let mut line = vec![String::new(); width];
+        for (col, text) in values {
+            line[col as usize] = text;
+        }
+        sheet.push(row.saturating_add(1), line)?;
     }
     Ok(sheet)
 }
 
-fn read_file(query: &ImportQuery, headers: &HeaderMap, bytes: &[u8]) -> Result<Sheet, ApiError> {
-    match detect_format(query.format.as_deref(), headers, bytes)? {
+fn read_file(format: Option<&str>, headers: &HeaderMap, bytes: &[u8]) -> Result<Sheet, ApiError> {
+    match detect_format(format, headers, bytes)? {
         Format::Csv => read_csv(bytes),
         Format::Xlsx => read_xlsx(bytes),
     }
@@ -351,7 +417,7 @@ fn parse_selection(text: &str) -> Result<BTreeSet<u32>, ApiError> {
 /// Checks an import file without changing anything.
 #[utoipa::path(
     post, path = "/admin/v1/operators/import/preview", tag = "operators", security(("admin_token" = [])),
-    params(ImportQuery),
+    params(PreviewQuery),
     request_body(description = "the CSV or XLSX file", content(("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
     responses(
         (status = 200, body = ImportPreview), (status = 400, body = ErrorBody, description = "unreadable_file or invalid_request"),
@@ -361,11 +427,11 @@ fn parse_selection(text: &str) -> Result<BTreeSet<u32>, ApiError> {
 pub async fn preview(
     State(state): State<AppState>,
     AccessManager(caller): AccessManager,
-    ApiQuery(query): ApiQuery<ImportQuery>,
+    ApiQuery(query): ApiQuery<PreviewQuery>,
     headers: HeaderMap,
     FileBody(bytes): FileBody,
 ) -> ApiResult<Json<ImportPreview>> {
-    let sheet = tokio::task::spawn_blocking(move || read_file(&query, &headers, &bytes))
+    let sheet = tokio::task::spawn_blocking(move || read_file(query.format.as_deref(), &headers, &bytes))
         .await
         .map_err(|e| ApiError::Internal(format!("import task failed: {e}")))??;
     let in_org = state
@@ -401,7 +467,7 @@ pub async fn import(
 ) -> ApiResult<Json<ImportReport>> {
     let selection = query.rows.as_deref().map(parse_selection).transpose()?;
     let send_invites = query.invite.unwrap_or(false);
-    let sheet = tokio::task::spawn_blocking(move || read_file(&query, &headers, &bytes))
+    let sheet = tokio::task::spawn_blocking(move || read_file(query.format.as_deref(), &headers, &bytes))
         .await
         .map_err(|e| ApiError::Internal(format!("import task failed: {e}")))??;
     let now = state.now();
@@ -547,6 +613,19 @@ mod tests {
         let s = sheet("name,phone\n\nAnn,+4512345678\n,,\nBob,+4512345679\n");
         let rows: Vec<u32> = s.rows.iter().map(|(r, _)| *r).collect();
         assert_eq!(rows, vec![3, 5]);
+    }
+
+    /// Found by the import_csv fuzz target (fuzz/): a lone "\r" ends a CSV record but was
+    /// not counted as a row, so rows shared numbers and `rows=` selected several at once.
+    #[test]
+    fn classic_mac_and_mixed_line_ends_give_each_row_its_own_number() {
+        let s = sheet("name,phone\rAnn,+4512345678\rBob,+4512345679\r");
+        assert_eq!(s.header_row, 1);
+        let rows: Vec<u32> = s.rows.iter().map(|(r, _)| *r).collect();
+        assert_eq!(rows, vec![2, 3]);
+        let s = sheet("name;phone\r\nBob;12345;\r4An\n;n+5123456\r\n\r\rCid;+4512345670\n");
+        let rows: Vec<u32> = s.rows.iter().map(|(r, _)| *r).collect();
+        assert_eq!(rows, vec![2, 3, 4, 7]);
     }
 
     #[test]

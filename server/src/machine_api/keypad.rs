@@ -28,8 +28,7 @@ use opkey_protocol::api::{ErrorBody, KeypadTable, MachineKeypadRequest};
     )
 )]
 pub async fn table(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
-    let request: MachineKeypadRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::InvalidRequest(format!("the body is not a MachineKeypadRequest: {e}")))?;
+    let request: MachineKeypadRequest = crate::extract::parse_json_object(&body)?;
     let (machine, now) = signed::authenticate(
         &state,
         &headers,

@@ -71,8 +71,7 @@ pub async fn upload(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<MachineUsageReceipt>> {
-    let upload: MachineUsageUpload = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::InvalidRequest(format!("the body is not a MachineUsageUpload: {e}")))?;
+    let upload: MachineUsageUpload = crate::extract::parse_json_object(&body)?;
     let (machine, now) = signed::authenticate(
         &state,
         &headers,

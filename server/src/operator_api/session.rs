@@ -24,6 +24,7 @@ pub const SESSION_LIFETIME: Duration = Duration::minutes(10);
     request_body = ChallengeRequest,
     responses(
         (status = 200, body = ChallengeResponse),
+        (status = 400, body = ErrorBody, description = "the body is not a JSON object of this shape"),
         (status = 403, body = ErrorBody, description = "phone_revoked"),
         (status = 404, body = ErrorBody, description = "unknown phone id")
     )
@@ -68,6 +69,7 @@ pub async fn challenge(
     request_body = SessionRequest,
     responses(
         (status = 200, body = SessionResponse),
+        (status = 400, body = ErrorBody, description = "the body is not a JSON object of this shape"),
         (status = 401, body = ErrorBody, description = "challenge_expired or bad_signature"),
         (status = 403, body = ErrorBody, description = "phone_revoked")
     )

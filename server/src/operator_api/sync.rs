@@ -34,8 +34,10 @@ use serde::Deserialize;
 #[into_params(parameter_in = Query)]
 pub struct SyncQuery {
     /// The cursor of the previous sync; 0 (the default) for everything.
+    #[param(maximum = 9_223_372_036_854_775_807_i64)]
     pub cursor: Option<u64>,
     /// Page size, 1 to 5000 (default 2000).
+    #[param(minimum = 1, maximum = 5000)]
     pub limit: Option<u32>,
 }
 

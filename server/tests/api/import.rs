@@ -145,6 +145,47 @@ async fn an_xlsx_file_is_read_from_its_first_sheet_including_a_bad_row() {
     server.stop().await;
 }
 
+/// Found by the import_xlsx fuzz target: a sheet naming its first and its very last cell
+/// made the server build a dense 549 GB range and abort. It is read cell by cell now.
+#[tokio::test]
+async fn a_sheet_with_a_value_in_its_last_cell_is_refused_without_reading_the_space_between() {
+    let server = start().await;
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "Phone").unwrap();
+    sheet.write_string(1_048_575, 16_383, "x").unwrap();
+    let answer = upload(
+        &server,
+        "/operators/import/preview",
+        Some(XLSX),
+        book.save_to_buffer().unwrap(),
+    )
+    .await;
+    let message = answer.error(400, ErrorCode::InvalidRequest);
+    assert!(message.contains("column 16384"), "{message}");
+
+    // Far down but narrow is fine: only the filled rows count.
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (col, title) in ["Phone", "Name", "Access Type"].into_iter().enumerate() {
+        sheet.write_string(0, col as u16, title).unwrap();
+    }
+    sheet.write_string(1_048_575, 0, "+45 12 34 56 78").unwrap();
+    sheet.write_string(1_048_575, 1, "Ann").unwrap();
+    sheet.write_string(1_048_575, 2, "Key Card").unwrap();
+    let preview: ImportPreview = upload(
+        &server,
+        "/operators/import/preview",
+        Some(XLSX),
+        book.save_to_buffer().unwrap(),
+    )
+    .await
+    .expect(200);
+    assert_eq!(preview.rows.len(), 1);
+    assert_eq!((preview.rows[0].row, preview.rows[0].valid), (1_048_576, true));
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn the_template_downloads_as_csv_and_previews_clean() {
     let server = start().await;

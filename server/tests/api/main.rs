@@ -7,6 +7,7 @@ mod common;
 mod digital_key;
 mod events;
 mod import;
+mod json_bodies;
 mod keys;
 mod machine_usage;
 mod operators;
