@@ -54,16 +54,20 @@ fn mixed_faults() -> Vec<NetFault> {
     ]
 }
 
+/// The default fault seed: fixed, so a test run is repeatable. It is the seed that found
+/// two session answers lost in a row (a spent challenge twice). Explore others with
+/// `OPKEY_FAULT_SEED=random` or a number.
+const DEFAULT_SEED: u64 = 1_795_463_654_654_955_689;
+
 fn seed() -> u64 {
-    let seed = std::env::var("OPKEY_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(7)
-        });
+    let seed = match std::env::var("OPKEY_FAULT_SEED").ok().as_deref() {
+        Some("random") => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(DEFAULT_SEED),
+        Some(number) => number.parse().unwrap_or(DEFAULT_SEED),
+        None => DEFAULT_SEED,
+    };
     println!("fault seed {seed} (rerun with OPKEY_FAULT_SEED={seed})");
     seed
 }

@@ -49,24 +49,43 @@ impl Session {
 /// A challenge is good for one session request. When the answer to that request is lost
 /// (a reset or a cut-off body after the server used the challenge), the HTTP retry sends
 /// the same challenge again and the server answers `challenge_expired`: then a fresh
-/// challenge is fetched and signed, once.
+/// challenge is fetched and signed, up to [`FRESH_CHALLENGES`] times. If every answer was
+/// lost, that is the network's doing: a transient [`Error::Network`], not a refusal.
 pub(crate) async fn open(
     http: &Http,
     server: &Url,
     phone_id: &str,
     signer: &dyn Signer,
 ) -> Result<(Session, OffsetSample), Error> {
-    match open_once(http, server, phone_id, signer).await {
-        Err(Error::Server {
-            code: Some(ErrorCode::ChallengeExpired),
-            ..
-        }) => {
-            tracing::info!(phone_id, "session challenge already used; asking for a new one");
-            open_once(http, server, phone_id, signer).await
+    let mut fresh = 0;
+    loop {
+        match open_once(http, server, phone_id, signer).await {
+            Err(Error::Server {
+                code: Some(ErrorCode::ChallengeExpired),
+                ..
+            }) if fresh < FRESH_CHALLENGES => {
+                fresh += 1;
+                tracing::info!(
+                    phone_id,
+                    fresh,
+                    "session challenge already used; asking for a new one"
+                );
+            }
+            Err(Error::Server {
+                code: Some(ErrorCode::ChallengeExpired),
+                ..
+            }) => {
+                return Err(Error::Network {
+                    reason: "the answers to the session requests were lost on the way".into(),
+                });
+            }
+            other => return other,
         }
-        other => other,
     }
 }
+
+/// Fresh challenges tried after the first one was spent by a request whose answer was lost.
+const FRESH_CHALLENGES: u32 = 3;
 
 async fn open_once(
     http: &Http,
