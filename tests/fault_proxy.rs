@@ -16,6 +16,7 @@
 //! Every request goes upstream on a fresh connection with `Connection: close`; the
 //! client's connection is kept alive until a fault ends it, as a real proxy would.
 
+use crate::faults::AbortOnDrop;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -189,15 +190,6 @@ pub struct NetFaultProxy {
     pub url: Url,
     state: Arc<Mutex<State>>,
     _task: Arc<AbortOnDrop>,
-}
-
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 impl NetFaultProxy {

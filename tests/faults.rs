@@ -43,8 +43,9 @@ pub struct FaultProxy {
     _task: Arc<AbortOnDrop>,
 }
 
+/// Aborts a proxy's accept loop when the last handle to it goes.
 #[derive(Debug)]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
