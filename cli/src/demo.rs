@@ -15,7 +15,8 @@
 
 use crate::audit::{self, AuditError, Capture, SecretKind, Secrets};
 use crate::error::CliError;
-use crate::output::when;
+use crate::output::{table_lines, when};
+use crate::phone::key_rows;
 use crate::simulated::SimulatedUnit;
 use crate::unlock::exchange_summary;
 use opkey_core::{
@@ -1337,40 +1338,9 @@ fn invite_link(body: &str) -> Option<String> {
 
 /// The keys as `opkey keys` shows them, indented under the story.
 fn print_indented(story: &Story, keys: &[KeyView]) {
-    let indent = "             ";
-    let mut rows = vec![
-        ["KEY", "STATE", "TYPE", "MACHINES", "FROM", "TO", "DESCRIPTION"]
-            .map(str::to_owned)
-            .to_vec(),
-    ];
-    for k in keys {
-        rows.push(vec![
-            k.id.clone(),
-            k.state.as_str().to_owned(),
-            k.access_type.label().to_owned(),
-            k.machines
-                .iter()
-                .map(|m| m.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            when(k.valid_from),
-            when(k.valid_to),
-            k.description.clone(),
-        ]);
-    }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
     story.line("");
-    for row in &rows {
-        let mut line = indent.to_owned();
-        for (c, cell) in row.iter().enumerate() {
-            line.push_str(cell);
-            if c + 1 < row.len() {
-                line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 2));
-            }
-        }
-        story.line(line.trim_end());
+    for line in table_lines(&key_rows(keys)) {
+        story.line(format!("             {line}"));
     }
     story.line("");
 }

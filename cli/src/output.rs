@@ -25,6 +25,13 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 
 /// Prints rows as columns padded to the widest cell; the first row is the header.
 pub fn table(rows: &[Vec<String>]) {
+    for line in table_lines(rows) {
+        println!("{line}");
+    }
+}
+
+/// [`table`]'s lines, for output that does not go straight to stdout.
+pub fn table_lines(rows: &[Vec<String>]) -> Vec<String> {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -35,18 +42,18 @@ pub fn table(rows: &[Vec<String>]) {
                 .unwrap_or(0)
         })
         .collect();
-    for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            if c + 1 == row.len() {
+    rows.iter()
+        .map(|row| {
+            let mut line = String::new();
+            for (c, cell) in row.iter().enumerate() {
                 line.push_str(cell);
-            } else {
-                line.push_str(cell);
-                line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 2));
+                if c + 1 < row.len() {
+                    line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 2));
+                }
             }
-        }
-        println!("{}", line.trim_end());
-    }
+            line.trim_end().to_owned()
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -118,12 +118,17 @@ pub fn keys(home: &Home, usable_only: bool, json: bool) -> Result<(), CliError> 
         println!("No keys on this phone. Run `opkey sync`, or ask your fleet admin for access.");
         return Ok(());
     }
-    print_keys(&keys, "");
+    print_keys(&keys);
     Ok(())
 }
 
-/// The key table, each line starting with `indent`.
-pub fn print_keys(keys: &[KeyView], indent: &str) {
+/// The key table as `opkey keys` prints it.
+fn print_keys(keys: &[KeyView]) {
+    table(&key_rows(keys));
+}
+
+/// The key table's rows, header first.
+pub fn key_rows(keys: &[KeyView]) -> Vec<Vec<String>> {
     let mut rows = vec![
         ["KEY", "STATE", "TYPE", "MACHINES", "FROM", "TO", "DESCRIPTION"]
             .map(str::to_owned)
@@ -131,7 +136,7 @@ pub fn print_keys(keys: &[KeyView], indent: &str) {
     ];
     for k in keys {
         rows.push(vec![
-            format!("{indent}{}", k.id),
+            k.id.clone(),
             k.state.as_str().to_owned(),
             k.access_type.label().to_owned(),
             machine_names(k),
@@ -140,8 +145,7 @@ pub fn print_keys(keys: &[KeyView], indent: &str) {
             k.description.clone(),
         ]);
     }
-    rows[0][0] = format!("{indent}{}", rows[0][0]);
-    table(&rows);
+    rows
 }
 
 pub fn key(home: &Home, id: &str, json: bool) -> Result<(), CliError> {
