@@ -175,13 +175,15 @@ const MAX_XLSX_COLUMNS: u32 = 256;
 const MAX_XLSX_CELLS: usize = MAX_ROWS * 16;
 
 /// Reads the first sheet cell by cell (never as one dense range: a sheet that names cell
-/// A1 and cell XFD1048576 would otherwise ask for hundreds of gigabytes).
+/// A1 and cell XFD1048576 would otherwise ask for hundreds of gigabytes), after checking
+/// that no cell reference is longer than Excel's largest ([`super::xlsx_refs`]).
 fn read_xlsx(bytes: &[u8]) -> Result<Sheet, ApiError> {
     let unreadable = |e: &dyn std::fmt::Display| {
         ApiError::UnreadableFile(format!(
             "the Excel file cannot be read ({e}); save it as .xlsx or CSV and try again"
         ))
     };
+    super::xlsx_refs::check(bytes)?;
     let mut workbook = Xlsx::new(Cursor::new(bytes)).map_err(|e| unreadable(&e))?;
     let first = workbook
         .sheet_names()

@@ -13,6 +13,7 @@ pub mod operators;
 pub mod organizations;
 pub mod sms;
 pub mod users;
+mod xlsx_refs;
 
 use crate::app::AppState;
 use crate::error::ApiError;

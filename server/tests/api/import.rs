@@ -186,6 +186,53 @@ async fn a_sheet_with_a_value_in_its_last_cell_is_refused_without_reading_the_sp
     server.stop().await;
 }
 
+/// `workbook()` saved by a spreadsheet program, then its sheet XML edited by `edit`.
+fn edited_workbook(edit: impl Fn(String) -> String) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut original = zip::ZipArchive::new(std::io::Cursor::new(workbook())).unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for index in 0..original.len() {
+        let mut part = original.by_index(index).unwrap();
+        let name = part.name().to_owned();
+        let mut text = String::new();
+        part.read_to_string(&mut text).unwrap();
+        if name == "xl/worksheets/sheet1.xml" {
+            text = edit(text);
+        }
+        out.start_file(name, stored).unwrap();
+        out.write_all(text.as_bytes()).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
+/// Found by the import_xlsx fuzz target: a cell reference with hundreds of column letters
+/// overflowed the spreadsheet reader's arithmetic (a panic in a build with overflow
+/// checks, a wrongly placed cell without). Such a file is refused before it is read.
+#[tokio::test]
+async fn a_cell_reference_longer_than_excel_allows_is_refused() {
+    let server = start().await;
+    // The edit itself keeps the file readable.
+    let same = edited_workbook(|xml| xml);
+    let preview: ImportPreview = upload(&server, "/operators/import/preview", Some(XLSX), same)
+        .await
+        .expect(200);
+    assert_eq!(preview.rows.len(), 2);
+
+    let columns = "Z".repeat(300);
+    for (edit, quoted) in [
+        (format!(r#"r="{columns}1""#), "ZZZZ"),
+        ("r=\"A123456789012\"".to_owned(), "A12345678"),
+    ] {
+        let file = edited_workbook(|xml| xml.replacen(r#"r="B2""#, &edit, 1));
+        let answer = upload(&server, "/operators/import/preview", Some(XLSX), file).await;
+        let message = answer.error(400, ErrorCode::InvalidRequest);
+        assert!(message.contains(quoted), "{message}");
+        assert!(message.contains("xl/worksheets/sheet1.xml"), "{message}");
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn the_template_downloads_as_csv_and_previews_clean() {
     let server = start().await;
