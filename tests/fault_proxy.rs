@@ -1,22 +1,24 @@
 //! A seeded, fault-injecting HTTP/1.1 proxy on raw TCP, between a phone (the real core)
-//! and the real backend on loopback. Unlike [`crate::faults`] (an HTTP-level proxy that
-//! spoils whole answers), this one works on the bytes of each connection, so it can do
-//! what a bad mobile network does: add latency, reset the connection before or after the
-//! request reached the backend (or part-way through the answer), cut an answer's body
-//! short behind headers that promise all of it, answer 500/502/503 itself, or drip the
-//! answer a few bytes at a time.
+//! and the real backend on loopback; the end-to-end tests use it for every bad network and
+//! every failing backend. It works on the bytes of each connection, so it can do what a
+//! bad mobile network or a failing backend does: add latency, take a request and never
+//! answer it, reset the connection before or after the request reached the backend (or
+//! part-way through the answer), cut an answer's body short behind headers that promise
+//! all of it, replace an answer's body with bytes that are not JSON, answer 500/502/503
+//! itself, or drip the answer a few bytes at a time.
 //!
 //! Which exchange gets which fault is decided by a [`Rule`]: a path prefix (and
 //! optionally a method) selects the exchanges, and a [`Schedule`] says what happens to
 //! the n-th selected exchange: always the same fault, a fixed script, or a seeded random
 //! draw that depends only on the seed and n, so a run is reproduced from its seed. Every
 //! exchange is written to a [`Journal`] (what was done, whether the request reached the
-//! backend and what it answered) for the tests to check against.
+//! backend and what it answered) for the tests to check against; [`NetFaultProxy::spoiled`]
+//! counts the exchanges that got a fault.
 //!
 //! Every request goes upstream on a fresh connection with `Connection: close`; the
 //! client's connection is kept alive until a fault ends it, as a real proxy would.
 
-use crate::faults::AbortOnDrop;
+use crate::fakes::AbortOnDrop;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -38,6 +40,9 @@ pub enum NetFault {
     Pass,
     /// Wait this long, then forward.
     Latency(Duration),
+    /// Read the request and never answer it, holding the connection open until the client
+    /// gives up: the client's timeout fires. The backend never sees the request.
+    NoAnswer,
     /// Read the request, then reset the client's connection: the backend never sees it.
     ResetBeforeForward,
     /// Forward the request and read the backend's whole answer, relay its first `bytes`
@@ -47,6 +52,10 @@ pub enum NetFault {
     /// Forward, then send the answer's headers with its true `Content-Length` but only
     /// half of its body, and close the connection.
     Truncate,
+    /// Forward, then send the backend's status and headers with a body of bytes that are
+    /// not JSON in place of its own (its `Content-Length` matches what is sent, so the
+    /// client reads a whole answer it cannot parse).
+    GarbageBody,
     /// Answer with this status without forwarding (500 with the backend's JSON error
     /// shape; any other status with an HTML page, as a load balancer would).
     Status(u16),
@@ -59,7 +68,11 @@ impl NetFault {
     fn keeps_connection(self) -> bool {
         matches!(
             self,
-            NetFault::Pass | NetFault::Latency(_) | NetFault::Status(_) | NetFault::Drip { .. }
+            NetFault::Pass
+                | NetFault::Latency(_)
+                | NetFault::GarbageBody
+                | NetFault::Status(_)
+                | NetFault::Drip { .. }
         )
     }
 }
@@ -172,6 +185,13 @@ pub struct Exchange {
     pub upstream_status: Option<u16>,
 }
 
+impl Exchange {
+    /// Whether the proxy did anything to this exchange but pass it on.
+    pub fn spoiled(&self) -> bool {
+        self.fault != NetFault::Pass
+    }
+}
+
 /// Every exchange so far, in order.
 pub type Journal = Vec<Exchange>;
 
@@ -225,6 +245,11 @@ impl NetFaultProxy {
 
     pub fn journal(&self) -> Journal {
         self.lock().journal.clone()
+    }
+
+    /// How many exchanges so far got a fault (any but [`NetFault::Pass`]).
+    pub fn spoiled(&self) -> usize {
+        self.lock().journal.iter().filter(|e| e.spoiled()).count()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -334,6 +359,7 @@ async fn serve_connection(
 
         match fault {
             NetFault::ResetBeforeForward => return reset(client),
+            NetFault::NoAnswer => return wait_for_close(client).await,
             NetFault::Status(status) => {
                 let answer = own_answer(status);
                 if client.write_all(&answer.encode(&[]).0).await.is_err() {
@@ -355,6 +381,11 @@ async fn serve_connection(
             }
         };
         record(true, status_of(&answer.start));
+        let answer = if fault == NetFault::GarbageBody {
+            garbled(answer)
+        } else {
+            answer
+        };
         let (bytes, head_len) = answer.encode(&[]);
         let written = match fault {
             NetFault::ResetAfter { bytes: n } => {
@@ -376,6 +407,27 @@ async fn serve_connection(
         if !written || !fault.keeps_connection() {
             return;
         }
+    }
+}
+
+/// Reads and drops whatever the client sends until it closes the connection (or it
+/// fails): a server that took the request and went quiet.
+async fn wait_for_close(mut client: TcpStream) {
+    let mut sink = [0u8; 1024];
+    while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
+}
+
+/// `answer` with its body replaced by the start of a JSON document that stops mid-way,
+/// so the bytes are not JSON; `Content-Length` is set from the new body on encoding.
+fn garbled(answer: Message) -> Message {
+    Message {
+        start: answer.start,
+        headers: answer
+            .headers
+            .into_iter()
+            .filter(|(name, _)| name != "content-encoding")
+            .collect(),
+        body: br#"{"cursor": 7, "keys": [{"id": "#.to_vec(),
     }
 }
 
@@ -604,6 +656,29 @@ mod tests {
         assert!(!rule.selects("POST", "/v1/sync"));
         assert_eq!(rule.fault_for(0), NetFault::Truncate);
         assert_eq!(rule.fault_for(1), NetFault::Pass);
+    }
+
+    #[tokio::test]
+    async fn a_garbled_answer_keeps_status_and_headers_and_frames_its_non_json_body() {
+        let wire: &[u8] =
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 13\r\n\r\n{\"cursor\": 9}";
+        let answer = read_message(&mut &wire[..], &mut Vec::new(), false)
+            .await
+            .unwrap();
+        assert!(serde_json::from_slice::<serde_json::Value>(&answer.body).is_ok());
+        let (bytes, _) = garbled(answer).encode(&[]);
+        let reread = read_message(&mut &bytes[..], &mut Vec::new(), false)
+            .await
+            .unwrap();
+        assert_eq!(reread.start, "HTTP/1.1 200 OK");
+        assert_eq!(
+            reread.headers,
+            vec![("content-type".to_owned(), "application/json".to_owned())]
+        );
+        assert!(!reread.body.is_empty());
+        assert!(serde_json::from_slice::<serde_json::Value>(&reread.body).is_err());
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains(&format!("content-length: {}\r\n", reread.body.len())));
     }
 
     #[tokio::test]

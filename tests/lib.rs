@@ -7,8 +7,8 @@
 //! bundle, serving the local socket transport on loopback. Scenarios live in `tests/`;
 //! each reads as a story of the product.
 
+pub mod fakes;
 pub mod fault_proxy;
-pub mod faults;
 
 use opkey_core::{BleTransport, CoreConfig, MemorySecretStore, OpKey, RetryPolicy, SocketTransport};
 use opkey_machine::socket::{EventSink, ServeOptions};

@@ -3,7 +3,8 @@
 //! and no secret is ever stored in plaintext.
 
 use opkey_core::Error;
-use opkey_e2e::faults::{FakeSmsProvider, Fault, FaultProxy};
+use opkey_e2e::fakes::FakeSmsProvider;
+use opkey_e2e::fault_proxy::{NetFault, NetFaultProxy, Rule, Schedule};
 use opkey_e2e::{Backend, Invitation, Phone, all_bytes_under, contains};
 use opkey_protocol::api::EditKey;
 use opkey_protocol::{AccessType, KeyState};
@@ -144,7 +145,7 @@ async fn keys_survive_an_app_restart_and_work_with_the_server_gone() {
 #[tokio::test]
 async fn a_server_that_fails_mid_sync_leaves_the_phone_store_unchanged() {
     let backend = Backend::start().await;
-    let proxy = FaultProxy::start(backend.url()).await;
+    let proxy = NetFaultProxy::start(backend.url()).await;
     let (op, invitation) = backend.invited_operator("Ola", "+47 412 10 004").await;
     let phone = Phone::for_server(&proxy.url);
     phone
@@ -175,17 +176,30 @@ async fn a_server_that_fails_mid_sync_leaves_the_phone_store_unchanged() {
     let keys_before = phone.core.keys().unwrap();
     let status_before = phone.core.status().unwrap();
 
-    for fault in [Fault::ServerError, Fault::Hang, Fault::CutBody, Fault::Garbage] {
-        proxy.set(fault, "/v1/sync", None);
+    // A server error, a server that never answers, an answer cut short, an answer that
+    // is not JSON.
+    for fault in [
+        NetFault::Status(500),
+        NetFault::NoAnswer,
+        NetFault::Truncate,
+        NetFault::GarbageBody,
+    ] {
+        proxy.set(Rule::new("/v1/sync", Schedule::Always(fault)));
         let err = phone.core.sync().await.expect_err("a spoiled sync fails");
         match fault {
-            Fault::ServerError => assert!(matches!(err, Error::Server { status: 500, .. }), "{err:?}"),
-            Fault::Hang => assert!(matches!(err, Error::Timeout | Error::Network { .. }), "{err:?}"),
+            NetFault::Status(_) => assert!(matches!(err, Error::Server { status: 500, .. }), "{err:?}"),
+            NetFault::NoAnswer => assert!(matches!(err, Error::Timeout), "{err:?}"),
+            NetFault::GarbageBody => assert!(matches!(err, Error::BadResponse { .. }), "{err:?}"),
             _ => assert!(
                 matches!(err, Error::BadResponse { .. } | Error::Network { .. }),
                 "{fault:?}: {err:?}"
             ),
         }
+        let applied = proxy
+            .journal()
+            .iter()
+            .any(|e| e.path.starts_with("/v1/sync") && e.fault == fault);
+        assert!(applied, "{fault:?} was never applied");
         assert_eq!(
             phone.core.keys().unwrap(),
             keys_before,
@@ -208,7 +222,7 @@ async fn a_server_that_fails_mid_sync_leaves_the_phone_store_unchanged() {
 #[tokio::test]
 async fn a_passing_server_error_is_retried_and_the_sync_succeeds() {
     let backend = Backend::start().await;
-    let proxy = FaultProxy::start(backend.url()).await;
+    let proxy = NetFaultProxy::start(backend.url()).await;
     let (op, invitation) = backend.invited_operator("Ola", "+47 412 10 005").await;
     let phone = Phone::for_server(&proxy.url);
     phone.core.redeem_invite(&invitation.link).await.unwrap();
@@ -217,10 +231,29 @@ async fn a_passing_server_error_is_retried_and_the_sync_succeeds() {
         .personal_key(&op.operator.id, &m.id, AccessType::DigitalKey, 3)
         .await;
 
-    proxy.set(Fault::ServerError, "/v1/sync", Some(2));
+    let server_error = NetFault::Status(500);
+    proxy.set(Rule::new(
+        "/v1/sync",
+        Schedule::Script(vec![server_error, server_error]),
+    ));
     let report = phone.core.sync().await.expect("retries get through");
     assert_eq!(report.upserted, 1);
     assert_eq!(proxy.spoiled(), 2);
+    // The two errors came from the proxy; the third try reached the backend.
+    let syncs: Vec<(NetFault, bool)> = proxy
+        .journal()
+        .iter()
+        .filter(|e| e.path.starts_with("/v1/sync"))
+        .map(|e| (e.fault, e.forwarded))
+        .collect();
+    assert_eq!(
+        syncs,
+        vec![
+            (server_error, false),
+            (server_error, false),
+            (NetFault::Pass, true)
+        ]
+    );
 }
 
 #[tokio::test]

@@ -15,8 +15,6 @@ import kotlin.test.assertIs
 import kotlin.test.assertNotNull
 import kotlin.test.assertTrue
 import org.junit.jupiter.api.Test
-import uniffi.opkey_ffi.Advertisement
-import uniffi.opkey_ffi.BleConnection
 import uniffi.opkey_ffi.BleTransport
 import uniffi.opkey_ffi.CancelHandle
 import uniffi.opkey_ffi.MachineCommand
@@ -93,7 +91,7 @@ class UnlockTest {
     fun `a scan that finds nothing is NotInRange, and the attempt is still recorded`() = runBlocking {
         val before = site.phone.usageEvents().size
         val e = assertFailsWith<UnlockException.NotInRange> {
-            site.phone.unlock(site.machineId, FakeRadio { emptyList() })
+            site.phone.unlock(site.machineId, ScanOnlyRadio { emptyList() })
         }
         assertEquals(site.machineId, e.machineId)
         assertContains(e.reason, "closer")
@@ -103,10 +101,10 @@ class UnlockTest {
     @Test
     fun `Bluetooth turned off in the shell arrives as BluetoothOff`() = runBlocking {
         assertFailsWith<UnlockException.BluetoothOff> {
-            site.phone.unlock(site.machineId, FakeRadio { throw TransportException.BluetoothOff() })
+            site.phone.unlock(site.machineId, ScanOnlyRadio { throw TransportException.BluetoothOff() })
         }
         assertFailsWith<UnlockException.PermissionMissing> {
-            site.phone.lock(site.machineId, FakeRadio { throw TransportException.PermissionMissing() })
+            site.phone.lock(site.machineId, ScanOnlyRadio { throw TransportException.PermissionMissing() })
         }
         Unit
     }
@@ -114,7 +112,7 @@ class UnlockTest {
     @Test
     fun `an exception the transport did not declare is a typed error, not a crash`() = runBlocking {
         val e = assertFailsWith<UnlockException.Bluetooth> {
-            site.phone.unlock(site.machineId, FakeRadio { throw IllegalStateException("GATT stack wedged") })
+            site.phone.unlock(site.machineId, ScanOnlyRadio { throw IllegalStateException("GATT stack wedged") })
         }
         assertContains(e.reason, "GATT stack wedged")
         // The phone is fine afterwards.
@@ -124,7 +122,7 @@ class UnlockTest {
     @Test
     fun `a CancelHandle stops an unlock whose scan hangs, and the Kotlin scan is cancelled too`() = runBlocking {
         val scanCancelled = CompletableDeferred<Unit>()
-        val radio = FakeRadio {
+        val radio = ScanOnlyRadio {
             try {
                 awaitCancellation()
             } finally {
@@ -141,25 +139,9 @@ class UnlockTest {
 
     @Test
     fun `a machine no key opens is refused before any radio traffic`() = runBlocking {
-        val radio = FakeRadio { error("the radio must not be used") }
+        val radio = ScanOnlyRadio { error("the radio must not be used") }
         val e = assertFailsWith<UnlockException.NotInScope> { site.phone.unlock("mch_unknown", radio) }
         assertEquals("mch_unknown", e.machineId)
         assertEquals(0, radio.scans)
     }
-}
-
-/** A radio whose scan does [onScan]; nothing else is ever reached. */
-private class FakeRadio(private val onScan: suspend () -> List<Advertisement>) : BleTransport {
-    @Volatile var scans = 0
-
-    override suspend fun scan(serviceUuid: String, tags: List<ByteArray>, timeoutMs: ULong): List<Advertisement> {
-        scans++
-        return onScan()
-    }
-
-    override suspend fun connect(peripheralId: String, timeoutMs: ULong): BleConnection = throw TransportException.NotFound()
-    override suspend fun subscribe(connection: ULong) = throw TransportException.Disconnected()
-    override suspend fun write(connection: ULong, fragment: ByteArray) = throw TransportException.Disconnected()
-    override suspend fun nextNotification(connection: ULong, timeoutMs: ULong): ByteArray = throw TransportException.Disconnected()
-    override suspend fun disconnect(connection: ULong) {}
 }

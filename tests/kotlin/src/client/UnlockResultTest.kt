@@ -20,12 +20,10 @@ import kotlinx.coroutines.awaitCancellation
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
+import opkey.ffi.tests.ScanOnlyRadio
 import opkey.ffi.tests.SimulatedMachine
 import opkey.ffi.tests.SocketBleTransport
 import org.junit.jupiter.api.Test
-import uniffi.opkey_ffi.Advertisement
-import uniffi.opkey_ffi.BleConnection
-import uniffi.opkey_ffi.BleTransport
 import uniffi.opkey_ffi.Blocker
 import uniffi.opkey_ffi.DenyReason
 import uniffi.opkey_ffi.TransportException
@@ -83,7 +81,7 @@ class UnlockResultTest {
     @Test
     fun `no machine in range fails with the core's not-in-range guide`() = runBlocking {
         Site("Nils Nowhere").use { site ->
-            val failed = assertIs<UnlockResult.Failed>(site.client.unlock(site.phone.machineId, Radio { emptyList() }))
+            val failed = assertIs<UnlockResult.Failed>(site.client.unlock(site.phone.machineId, ScanOnlyRadio { emptyList() }))
             assertEquals(Blocker.MACHINE_NOT_IN_RANGE, failed.guide.blocker, "$failed")
             assertTrue(failed.guide.retry)
             assertTrue(failed.guide.message.isNotBlank())
@@ -93,13 +91,13 @@ class UnlockResultTest {
     @Test
     fun `a radio that is off fails with the Bluetooth-off guide, for unlock and lock`() = runBlocking {
         Site("Frida Off").use { site ->
-            val off = Radio { throw TransportException.BluetoothOff() }
+            val off = ScanOnlyRadio { throw TransportException.BluetoothOff() }
             val unlock = assertIs<UnlockResult.Failed>(site.client.unlock(site.phone.machineId, off))
             assertEquals(Blocker.BLUETOOTH_OFF, unlock.guide.blocker, "$unlock")
             val lock = assertIs<UnlockResult.Failed>(site.client.lock(site.phone.machineId, off))
             assertEquals(Blocker.BLUETOOTH_OFF, lock.guide.blocker)
             val denied = assertIs<UnlockResult.Failed>(
-                site.client.unlock(site.phone.machineId, Radio { throw TransportException.PermissionMissing() }),
+                site.client.unlock(site.phone.machineId, ScanOnlyRadio { throw TransportException.PermissionMissing() }),
             )
             assertEquals(Blocker.BLUETOOTH_PERMISSION_MISSING, denied.guide.blocker)
         }
@@ -110,7 +108,7 @@ class UnlockResultTest {
         Site("Rolf Revoked").use { site ->
             admin.revokeKey(site.keyId)
             site.client.sync()
-            val radio = Radio { error("the radio must not be used") }
+            val radio = ScanOnlyRadio { error("the radio must not be used") }
             val failed = assertIs<UnlockResult.Failed>(site.client.unlock(site.phone.machineId, radio))
             assertEquals(Blocker.KEY_REVOKED, failed.guide.blocker)
             assertEquals(false, failed.guide.retry)
@@ -148,7 +146,7 @@ class UnlockResultTest {
     fun `cancelling the coroutine of an unlock whose scan hangs cancels the Kotlin scan and rethrows`() = runBlocking {
         Site("Hege Hang").use { site ->
             val scanCancelled = CompletableDeferred<Unit>()
-            val radio = Radio {
+            val radio = ScanOnlyRadio {
                 try {
                     awaitCancellation()
                 } finally {
@@ -164,20 +162,4 @@ class UnlockResultTest {
             withTimeout(10.seconds) { scanCancelled.await() }
         }
     }
-}
-
-/** A radio whose scan does [onScan]; nothing else is ever reached. */
-private class Radio(private val onScan: suspend () -> List<Advertisement>) : BleTransport {
-    @Volatile var scans = 0
-
-    override suspend fun scan(serviceUuid: String, tags: List<ByteArray>, timeoutMs: ULong): List<Advertisement> {
-        scans++
-        return onScan()
-    }
-
-    override suspend fun connect(peripheralId: String, timeoutMs: ULong): BleConnection = throw TransportException.NotFound()
-    override suspend fun subscribe(connection: ULong) = throw TransportException.Disconnected()
-    override suspend fun write(connection: ULong, fragment: ByteArray) = throw TransportException.Disconnected()
-    override suspend fun nextNotification(connection: ULong, timeoutMs: ULong): ByteArray = throw TransportException.Disconnected()
-    override suspend fun disconnect(connection: ULong) {}
 }
