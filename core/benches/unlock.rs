@@ -11,12 +11,18 @@
 //!   the physical minimum of the same exchange (defined in the table's notes).
 //!
 //! `cargo bench -p opkey-core --bench unlock` (release profile). No criterion: a median
-//! of plain `Instant` samples is what the targets are stated in.
+//! of plain `Instant` samples is what the targets are stated in. With `OPKEY_BENCH_ROWS`
+//! set the headline rows also go to `scripts/bench`'s table
+//! (`tests/benches/support/budget.rs`); `OPKEY_BENCH_SHORT=1` takes fewer samples.
 
 #[allow(dead_code)]
 #[path = "../tests/stories/fake.rs"]
 mod fake;
 
+#[path = "../../tests/benches/support/budget.rs"]
+mod budget;
+
+use budget::Row;
 use fake::{Fake, OPERATOR};
 use opkey_core::{
     BleTransport, CancelToken, CoreConfig, InMemoryTransport, LinkConditions, MachineTag, MemorySecretStore,
@@ -43,10 +49,23 @@ const KEY: &str = "key_excavator_000001";
 const DAY: u64 = 86_400;
 /// The MTU the targets are stated at (iOS's usual ATT MTU).
 const MTU: u16 = 185;
+/// Phone CPU per unlock (issue 4).
+const PHONE_CPU_TARGET: Duration = Duration::from_micros(300);
+/// Machine CPU per verification on x86, a budget set with the performance table (issue
+/// 8): the phone's, so that neither side's software dominates the radio's time.
+const MACHINE_CPU_BUDGET: Duration = Duration::from_micros(300);
+/// Tap to relay over the physical minimum of the exchange, at either interval.
+const RELAY_RATIO_TARGET: f64 = 1.2;
+
 /// Iterations of each CPU measurement.
-const CPU_SAMPLES: usize = 400;
+fn cpu_samples() -> usize {
+    budget::samples(400, 100)
+}
+
 /// Simulated unlocks (each a cold then a warm one) per connection interval.
-const LINK_SAMPLES: usize = 15;
+fn link_samples() -> usize {
+    budget::samples(15, 5)
+}
 
 fn t0() -> u64 {
     T0.unix_timestamp() as u64
@@ -138,8 +157,8 @@ fn cpu() -> CpuFigures {
     };
     // Warm-up, and the machine caches the grant.
     run(&full, 20);
-    let (phone_cold, machine_cold, _) = run(&full, CPU_SAMPLES);
-    let (phone_warm, machine_warm, machine_hello) = run(&cached, CPU_SAMPLES);
+    let (phone_cold, machine_cold, _) = run(&full, cpu_samples());
+    let (phone_warm, machine_warm, machine_hello) = run(&cached, cpu_samples());
     CpuFigures {
         phone_warm,
         phone_cold,
@@ -321,7 +340,7 @@ async fn link() -> LinkFigures {
         };
         let (mut cold_relay, mut cold_answer, mut warm_relay, mut warm_answer) =
             (vec![], vec![], vec![], vec![]);
-        for _ in 0..LINK_SAMPLES {
+        for _ in 0..link_samples() {
             // A fresh phone and machine for every cold unlock; the warm one follows.
             let site = Site::new(conditions.clone()).await;
             let before = site.transport.stats();
@@ -448,18 +467,24 @@ fn main() {
         link.cold.round_trips,
         ok(link.warm.round_trips == 1 && link.cold.round_trips == 1)
     );
+    let (cpu_n, link_n) = (cpu_samples(), link_samples());
+    let phone_cpu_met = cpu.phone_warm.max(cpu.phone_cold) <= PHONE_CPU_TARGET;
     let _ = writeln!(
         t,
-        "| phone CPU per unlock (median of {CPU_SAMPLES}) | {} | {} | ≤ 300 µs {} |",
+        "| phone CPU per unlock (median of {cpu_n}) | {} | {} | ≤ {} {} |",
         micros(cpu.phone_warm),
         micros(cpu.phone_cold),
-        ok(cpu.phone_warm.max(cpu.phone_cold) <= Duration::from_micros(300))
+        micros(PHONE_CPU_TARGET),
+        ok(phone_cpu_met)
     );
+    let machine_cpu_met = cpu.machine_warm.max(cpu.machine_cold) <= MACHINE_CPU_BUDGET;
     let _ = writeln!(
         t,
-        "| machine CPU per verification, `handle` (median) | {} | {} | — |",
+        "| machine CPU per verification, `handle` (median) | {} | {} | ≤ {} (budget) {} |",
         micros(cpu.machine_warm),
-        micros(cpu.machine_cold)
+        micros(cpu.machine_cold),
+        micros(MACHINE_CPU_BUDGET),
+        ok(machine_cpu_met)
     );
     let _ = writeln!(
         t,
@@ -467,6 +492,49 @@ fn main() {
         micros(cpu.machine_hello),
         micros(cpu.machine_hello)
     );
+
+    let round_trips_met = link.warm.round_trips == 1 && link.cold.round_trips == 1;
+    let mut rows = vec![
+        Row::new(
+            "unlock round trips after subscription, warm / cold",
+            format!("{} / {}", link.warm.round_trips, link.cold.round_trips),
+            "1",
+            round_trips_met,
+        ),
+        Row::new(
+            "phone → machine, warm unlock (MTU 185)",
+            format!("{warm_framed} B framed, {} write(s)", link.warm.writes),
+            "≤ 182 B, 1 write",
+            warm_framed <= 182 && link.warm.writes == 1,
+        ),
+        Row::new(
+            "phone → machine, cold unlock (MTU 185)",
+            format!("{cold_framed} B framed, {} writes", link.cold.writes),
+            "≤ 2 writes",
+            link.cold.writes <= 2,
+        ),
+        Row {
+            measure: "machine → phone (Hello + Result), warm / cold".to_owned(),
+            measured: format!(
+                "{} B / {} B framed",
+                link.warm.bytes_received, link.cold.bytes_received
+            ),
+            target: "—".to_owned(),
+            met: None,
+        },
+        Row::new(
+            format!("phone CPU per unlock, warm / cold (median of {cpu_n})"),
+            format!("{} / {}", micros(cpu.phone_warm), micros(cpu.phone_cold)),
+            format!("≤ {}", micros(PHONE_CPU_TARGET)),
+            phone_cpu_met,
+        ),
+        Row::new(
+            format!("machine CPU per verification, warm / cold (median of {cpu_n})"),
+            format!("{} / {}", micros(cpu.machine_warm), micros(cpu.machine_cold)),
+            format!("≤ {} (budget)", micros(MACHINE_CPU_BUDGET)),
+            machine_cpu_met,
+        ),
+    ];
     for (interval, cold_relay, cold_answer, warm_relay, warm_answer) in &link.timings {
         let ms = interval.as_millis();
         // The physical minimum: every ATT PDU takes at least one connection event.
@@ -475,6 +543,8 @@ fn main() {
             |request_pdus: usize| *interval * (1 + hello_pdus + request_pdus + result_pdus) as u32;
         let (warm_min, cold_min) = (relay_min(warm_pdus), relay_min(cold_pdus));
         let ratio = |d: &Duration, min: Duration| d.as_secs_f64() / min.as_secs_f64();
+        let (warm_ratio, cold_ratio) = (ratio(warm_relay, warm_min), ratio(cold_relay, cold_min));
+        let met = warm_ratio <= RELAY_RATIO_TARGET && cold_ratio <= RELAY_RATIO_TARGET;
         let _ = writeln!(
             t,
             "| physical minimum to relay at {ms} ms interval | {} ({} events) | {} ({} events) | — |",
@@ -483,19 +553,13 @@ fn main() {
             millis(cold_min),
             1 + hello_pdus + cold_pdus
         );
-        let target = if ms == 30 { "≤ 1.2× " } else { "" };
-        let pass = if ms == 30 {
-            ok(ratio(warm_relay, warm_min) <= 1.2 && ratio(cold_relay, cold_min) <= 1.2)
-        } else {
-            "—"
-        };
         let _ = writeln!(
             t,
-            "| tap → relay at {ms} ms (median of {LINK_SAMPLES}) | {} = {:.2}× | {} = {:.2}× | {target}{pass} |",
+            "| tap → relay at {ms} ms (median of {link_n}) | {} = {warm_ratio:.2}× | {} = {cold_ratio:.2}× | \
+             ≤ {RELAY_RATIO_TARGET}× {} |",
             millis(*warm_relay),
-            ratio(warm_relay, warm_min),
             millis(*cold_relay),
-            ratio(cold_relay, cold_min)
+            ok(met)
         );
         let _ = writeln!(
             t,
@@ -507,7 +571,20 @@ fn main() {
             ratio(cold_answer, answer_min(cold_pdus)),
             millis(answer_min(cold_pdus))
         );
+        rows.push(Row::new(
+            format!("tap → relay at {ms} ms interval, warm / cold (median of {link_n})"),
+            format!(
+                "{} = {warm_ratio:.2}× / {} = {cold_ratio:.2}× of {} / {}",
+                millis(*warm_relay),
+                millis(*cold_relay),
+                millis(warm_min),
+                millis(cold_min)
+            ),
+            format!("≤ {RELAY_RATIO_TARGET}× physical minimum"),
+            met,
+        ));
     }
+    budget::append(&rows);
     println!("{t}");
     println!(
         "Physical minimum: each ATT PDU needs at least one connection event, one connection \

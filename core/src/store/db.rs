@@ -74,8 +74,13 @@ impl Store {
         check_ownership(&conn)?;
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
             .map_err(StoreError::from)?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON;")
-            .map_err(StoreError::from)?;
+        // A page cache of up to 16 MiB (SQLite's default is 2 MiB), used only as the store
+        // grows: a first sync stores every key and grant, and a large one thrashed the
+        // default cache (PERFORMANCE.md "Scaling").
+        conn.execute_batch(
+            "PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON; PRAGMA cache_size = -16384;",
+        )
+        .map_err(StoreError::from)?;
         schema::migrate(&mut conn).map_err(StoreError::from)?;
 
         let key = unlock(&conn, secrets)?;

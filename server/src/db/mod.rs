@@ -56,6 +56,11 @@ impl Db {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // A page cache of up to 64 MiB (SQLite's default is 2 MiB): a phone's first sync
+        // issues a grant per Digital Key in one transaction, and with the default cache a
+        // fleet of 60,000 keys thrashed it (1.1 million page writes; the sync outlasted the
+        // phone's 15 s timeout). PERFORMANCE.md "Scaling".
+        conn.pragma_update(None, "cache_size", -65536)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         schema::migrate(&mut conn)?;
         Ok(Self {
