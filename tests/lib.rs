@@ -290,6 +290,8 @@ pub struct Phone {
     pub secrets: Arc<MemorySecretStore>,
     pub clock: Arc<dyn Clock>,
     server_url: Option<Url>,
+    /// The core's own timeouts and retries (as the apps ship) instead of the tests' short ones.
+    app_timeouts: bool,
 }
 
 impl Phone {
@@ -300,14 +302,31 @@ impl Phone {
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         let dir = tempfile::tempdir().expect("temporary folder");
         let secrets = Arc::new(MemorySecretStore::default());
-        let core = open_core(dir.path().into(), secrets.clone(), clock.clone(), None);
+        let core = open_core(dir.path().into(), secrets.clone(), clock.clone(), None, false);
         Self {
             core,
             dir,
             secrets,
             clock,
             server_url: None,
+            app_timeouts: false,
         }
+    }
+
+    /// A phone with the core's default request timeout and retry policy, as the apps ship
+    /// (the tests' phones give up after 1 s): for benchmarks of large fleets, whose first
+    /// sync pages take longer.
+    pub fn with_app_timeouts() -> Self {
+        let mut phone = Self::new();
+        phone.app_timeouts = true;
+        phone.core = open_core(
+            phone.dir.path().into(),
+            phone.secrets.clone(),
+            phone.clock.clone(),
+            None,
+            true,
+        );
+        phone
     }
 
     /// A phone whose backend is fixed (as in the mobile apps), e.g. a fault proxy.
@@ -319,6 +338,7 @@ impl Phone {
             phone.secrets.clone(),
             phone.clock.clone(),
             phone.server_url.clone(),
+            false,
         );
         phone
     }
@@ -331,6 +351,7 @@ impl Phone {
             secrets,
             clock,
             server_url,
+            app_timeouts,
         } = self;
         drop(core);
         let core = open_core(
@@ -338,6 +359,7 @@ impl Phone {
             secrets.clone(),
             clock.clone(),
             server_url.clone(),
+            app_timeouts,
         );
         Phone {
             core,
@@ -345,6 +367,7 @@ impl Phone {
             secrets,
             clock,
             server_url,
+            app_timeouts,
         }
     }
 
@@ -364,11 +387,15 @@ fn open_core(
     secrets: Arc<MemorySecretStore>,
     clock: Arc<dyn Clock>,
     server: Option<Url>,
+    app_timeouts: bool,
 ) -> OpKey {
     let mut config = CoreConfig::new(dir);
     config.allow_loopback_invites = true;
     config.device_name = "e2e phone".to_owned();
     config.server_url = server;
+    if app_timeouts {
+        return OpKey::open(config, secrets, None, clock).expect("core opens");
+    }
     config.retry = RetryPolicy {
         attempts: 3,
         first_delay: std::time::Duration::from_millis(10),

@@ -6,11 +6,17 @@
 //! (calamine 0.32) adds up longer references without checking, so a hand-made file with
 //! hundreds of column letters wraps its arithmetic (a panic where overflow checks are on,
 //! a wrong cell where they are off; found by the `import_xlsx` fuzz target). This module
-//! refuses such a file first: it unpacks every part of the archive as a stream and looks
-//! at the value of every `r` and `ref` attribute inside a tag.
+//! refuses such a file first: it unpacks every part of the archive as a stream and reads
+//! it with the XML tokenizer calamine uses (quick-xml, the same version and settings), so
+//! both see the same tags, and checks the value of every `r` and `ref` attribute.
+//! (A first version tokenized the XML itself and was fooled by a processing instruction
+//! holding a quote, which quick-xml ends at `?>` regardless: found by the same target.)
 
 use crate::error::ApiError;
-use std::io::{Cursor, Read};
+use quick_xml::Reader;
+use quick_xml::events::Event;
+use quick_xml::name::QName;
+use std::io::{BufReader, Cursor, Read};
 
 /// Column letters in the largest reference Excel writes (`XFD`).
 const MAX_COLUMN_LETTERS: usize = 3;
@@ -19,214 +25,146 @@ const MAX_ROW_DIGITS: usize = 7;
 /// The most bytes the parts of one upload may unpack to, all parts together. An operator
 /// list of 10,000 rows is a few MiB of XML; more is a ZIP bomb.
 pub const MAX_UNPACKED_BYTES: u64 = 256 * 1024 * 1024;
+/// How much of a bad reference, or of a part's name, an error quotes.
+const QUOTED_CHARS: usize = 40;
 
 /// Refuses the file when a part holds a cell reference longer than Excel's largest, or
 /// when the parts unpack to more than [`MAX_UNPACKED_BYTES`]. A file that is no readable
-/// ZIP passes: the spreadsheet reader reports that in its own words.
+/// ZIP, or a part that is no readable XML, passes: the spreadsheet reader stops at the
+/// same place and reports it in its own words.
 pub fn check(bytes: &[u8]) -> Result<(), ApiError> {
     let Ok(mut archive) = zip::ZipArchive::new(Cursor::new(bytes)) else {
         return Ok(());
     };
     let mut budget = MAX_UNPACKED_BYTES;
-    let mut chunk = vec![0u8; 64 * 1024];
     for index in 0..archive.len() {
-        let Ok(mut part) = archive.by_index(index) else {
+        let Ok(part) = archive.by_index(index) else {
             continue;
         };
-        let name: String = part.name().chars().take(QUOTED_CHARS * 4).collect();
-        let mut scanner = Scanner::default();
-        loop {
-            let read = match part.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(read) => read,
-                // A damaged part: the reader refuses it (or never opens it).
-                Err(_) => break,
-            };
-            budget = budget.checked_sub(read as u64).ok_or_else(|| {
-                ApiError::InvalidRequest(format!(
-                    "the Excel file unpacks to more than {} MiB; an operator list is far smaller, \
-                     save it again as .xlsx or CSV",
-                    MAX_UNPACKED_BYTES / (1024 * 1024)
-                ))
-            })?;
-            if let Some(reference) = scanner.feed(&chunk[..read]) {
-                return Err(ApiError::InvalidRequest(format!(
-                    "the Excel file names a cell \"{reference}\" in {name}, beyond the largest \
-                     a sheet has (XFD1048576); save it again from a spreadsheet program"
-                )));
-            }
+        let name: String = part.name().chars().take(QUOTED_CHARS).collect();
+        let mut reader = Reader::from_reader(BufReader::new(Budgeted {
+            inner: part,
+            left: budget,
+            exceeded: false,
+        }));
+        let found = first_bad_reference(&mut reader);
+        let budgeted = reader.get_ref().get_ref();
+        if budgeted.exceeded {
+            return Err(ApiError::InvalidRequest(format!(
+                "the Excel file unpacks to more than {} MiB; an operator list is far smaller, \
+                 save it again as .xlsx or CSV",
+                MAX_UNPACKED_BYTES / (1024 * 1024)
+            )));
+        }
+        budget = budgeted.left;
+        if let Some(reference) = found {
+            return Err(ApiError::InvalidRequest(format!(
+                "the Excel file names a cell \"{reference}\" in {name}, beyond the largest a sheet \
+                 has (XFD1048576); save it again from a spreadsheet program"
+            )));
         }
     }
     Ok(())
 }
 
-/// How much of a bad reference an error quotes.
-const QUOTED_CHARS: usize = 24;
-
-/// Where the scanner is in the XML text.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Between tags.
-    #[default]
-    Text,
-    /// Inside `<...>`, outside any quoted value; `name` is the attribute name being read.
-    Tag,
-    /// After a watched attribute name, before its `=`.
-    AfterName,
-    /// After a watched attribute's `=`, before its opening quote.
-    AfterEquals,
-    /// Inside a quoted attribute value; `watched` when it is an `r` or `ref` value.
-    Value { quote: u8, watched: bool },
+/// Reads XML events until the end or the first error; returns the first `r` or `ref`
+/// value that is longer than a cell reference can be (quoted, shortened).
+fn first_bad_reference<R: std::io::BufRead>(reader: &mut Reader<R>) -> Option<String> {
+    // calamine's settings (xlsx `xml_reader`): the most lenient, so this check never stops
+    // before calamine does.
+    let config = reader.config_mut();
+    config.check_end_names = false;
+    config.trim_text(false);
+    config.check_comments = false;
+    config.expand_empty_elements = true;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(tag) | Event::Empty(tag)) => {
+                for attribute in tag.attributes() {
+                    // calamine stops at a malformed attribute too.
+                    let Ok(attribute) = attribute else { break };
+                    if matches!(attribute.key, QName(b"r") | QName(b"ref")) && too_long(&attribute.value) {
+                        let quoted: String = String::from_utf8_lossy(&attribute.value)
+                            .chars()
+                            .take(QUOTED_CHARS)
+                            .collect();
+                        return Some(quoted);
+                    }
+                }
+            }
+            Ok(Event::Eof) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
 }
 
-/// A byte-at-a-time reader of XML that keeps only its state between chunks, so a part is
-/// checked in constant memory however large it is.
-#[derive(Debug, Default)]
-struct Scanner {
-    state: State,
-    /// The current attribute name while it is short enough to be `r` or `ref`.
-    name: Vec<u8>,
-    /// Whether the current name token ran past three bytes.
-    name_too_long: bool,
-    /// Whether the previous byte in the tag ended a token (space, quote): a name starts.
-    at_token_start: bool,
-    /// Letters and digits of the current run inside a watched value.
-    letters: usize,
-    digits: usize,
-    /// The start of the watched value, for the error message.
-    quoted: Vec<u8>,
+/// Whether `value` has a run of letters or digits longer than a cell reference's.
+fn too_long(value: &[u8]) -> bool {
+    let (mut letters, mut digits) = (0usize, 0usize);
+    for byte in value {
+        if byte.is_ascii_alphabetic() {
+            (letters, digits) = (letters + 1, 0);
+        } else if byte.is_ascii_digit() {
+            (letters, digits) = (0, digits + 1);
+        } else {
+            (letters, digits) = (0, 0);
+        }
+        if letters > MAX_COLUMN_LETTERS || digits > MAX_ROW_DIGITS {
+            return true;
+        }
+    }
+    false
 }
 
-impl Scanner {
-    /// Reads `bytes`; returns the start of the first reference that is too long.
-    fn feed(&mut self, bytes: &[u8]) -> Option<String> {
-        for &byte in bytes {
-            if self.step(byte) {
-                return Some(String::from_utf8_lossy(&self.quoted).into_owned());
+/// A part's bytes, counted against what the whole upload may unpack to.
+struct Budgeted<R> {
+    inner: R,
+    left: u64,
+    exceeded: bool,
+}
+
+impl<R: Read> Read for Budgeted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        match self.left.checked_sub(read as u64) {
+            Some(left) => {
+                self.left = left;
+                Ok(read)
+            }
+            None => {
+                self.exceeded = true;
+                Err(std::io::Error::other("the upload unpacks to more than allowed"))
             }
         }
-        None
-    }
-
-    /// One byte; true when it makes a watched value too long.
-    fn step(&mut self, byte: u8) -> bool {
-        match self.state {
-            State::Text => {
-                if byte == b'<' {
-                    self.enter_tag();
-                }
-            }
-            State::Tag => self.in_tag(byte),
-            State::AfterName => match byte {
-                b'=' => self.state = State::AfterEquals,
-                b if b.is_ascii_whitespace() => {}
-                _ => {
-                    // A name without a value (not XML, but not ours to judge).
-                    self.state = State::Tag;
-                    self.in_tag(byte);
-                }
-            },
-            State::AfterEquals => match byte {
-                b'"' | b'\'' => self.open_value(byte, true),
-                b if b.is_ascii_whitespace() => {}
-                _ => {
-                    self.state = State::Tag;
-                    self.in_tag(byte);
-                }
-            },
-            State::Value { quote, watched } => {
-                if byte == quote {
-                    self.state = State::Tag;
-                    self.at_token_start = true;
-                } else if watched {
-                    if self.quoted.len() < QUOTED_CHARS {
-                        self.quoted.push(byte);
-                    }
-                    if byte.is_ascii_alphabetic() {
-                        self.letters += 1;
-                        self.digits = 0;
-                    } else if byte.is_ascii_digit() {
-                        self.digits += 1;
-                        self.letters = 0;
-                    } else {
-                        self.letters = 0;
-                        self.digits = 0;
-                    }
-                    return self.letters > MAX_COLUMN_LETTERS || self.digits > MAX_ROW_DIGITS;
-                }
-            }
-        }
-        false
-    }
-
-    fn enter_tag(&mut self) {
-        self.state = State::Tag;
-        // The element name comes first; it is never an attribute.
-        self.at_token_start = false;
-        self.name.clear();
-        self.name_too_long = true;
-    }
-
-    fn in_tag(&mut self, byte: u8) {
-        match byte {
-            b'>' => self.state = State::Text,
-            b'"' | b'\'' => self.open_value(byte, false),
-            b'=' => {
-                self.end_name();
-                if self.state == State::AfterName {
-                    self.state = State::AfterEquals;
-                }
-            }
-            b if b.is_ascii_whitespace() || b == b'/' => {
-                self.end_name();
-                if self.state != State::AfterName {
-                    self.at_token_start = true;
-                }
-            }
-            _ => {
-                if self.at_token_start {
-                    self.at_token_start = false;
-                    self.name.clear();
-                    self.name_too_long = false;
-                }
-                if self.name.len() < 3 {
-                    self.name.push(byte);
-                } else {
-                    self.name_too_long = true;
-                }
-            }
-        }
-    }
-
-    /// Ends the current attribute name: a watched one waits for its `=`.
-    fn end_name(&mut self) {
-        let watched = !self.name_too_long && matches!(self.name.as_slice(), b"r" | b"ref");
-        self.name.clear();
-        self.name_too_long = true;
-        if watched {
-            self.state = State::AfterName;
-        }
-    }
-
-    fn open_value(&mut self, quote: u8, watched: bool) {
-        self.state = State::Value { quote, watched };
-        self.letters = 0;
-        self.digits = 0;
-        self.quoted.clear();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn first_bad(xml: &str) -> Option<String> {
-        Scanner::default().feed(xml.as_bytes())
+        first_bad_reference(&mut Reader::from_reader(xml.as_bytes()))
+    }
+
+    /// A ZIP holding `parts`, stored uncompressed.
+    fn zipped(parts: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let stored =
+            zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        for (name, data) in parts {
+            out.start_file(*name, stored).unwrap();
+            out.write_all(data).unwrap();
+        }
+        out.finish().unwrap().into_inner()
     }
 
     #[test]
     fn excel_sized_references_pass() {
-        let xml = r#"<worksheet><dimension ref="A1:XFD1048576"/><sheetData>
+        let xml = r#"<?xml version="1.0"?><worksheet><dimension ref="A1:XFD1048576"/><sheetData>
             <row r="1048576" spans="1:3"><c r="XFD1048576" t="s"><v>0</v></c></row>
             </sheetData><mergeCells><mergeCell ref = 'A1:B2'/></mergeCells></worksheet>"#;
         assert_eq!(first_bad(xml), None);
@@ -234,31 +172,65 @@ mod tests {
 
     #[test]
     fn a_reference_with_four_column_letters_or_eight_row_digits_is_refused() {
-        assert_eq!(first_bad(r#"<c r="AAAA1"/>"#).as_deref(), Some("AAAA"));
+        assert_eq!(first_bad(r#"<c r="AAAA1"/>"#).as_deref(), Some("AAAA1"));
         assert_eq!(first_bad(r#"<row r="12345678">"#).as_deref(), Some("12345678"));
         assert_eq!(
-            first_bad(r#"<dimension ref="A1:B123456789"/>"#).as_deref(),
-            Some("A1:B12345678")
+            first_bad(r#"<x><dimension ref="A1:B123456789"/></x>"#).as_deref(),
+            Some("A1:B123456789")
         );
-        assert_eq!(first_bad("<c\n\tr\n=\n'ZZZZ9'/>").as_deref(), Some("ZZZZ"));
+        assert_eq!(first_bad("<c\n\tr\n=\n'ZZZZ9'/>").as_deref(), Some("ZZZZ9"));
     }
 
     #[test]
-    fn only_r_and_ref_attributes_inside_tags_are_read() {
-        // Other attributes, element names and text may be as long as they like.
-        let xml = r#"<r spans="1:123456789" sqref="AAAAAA1" href="ZZZZZZZZ" ar="ABCDEFG">
-            r="AAAAAAAA1" <ref>ref="99999999999"</ref><c t="inlineStr" r="B2"/></r>"#;
+    fn only_r_and_ref_attributes_of_tags_are_read() {
+        // Other attributes, prefixed names, element names and text may be long.
+        let xml = r#"<r spans="1:123456789" sqref="AAAAAA1" href="ZZZZZZZZ" x:r="ABCDEFG">
+            r="AAAAAAAA1" <ref>ref="99999999999"</ref><!-- <c r="AAAAA1"/> -->
+            <![CDATA[<c r="BBBBB1"/>]]><c t="inlineStr" r="B2"/></r>"#;
         assert_eq!(first_bad(xml), None);
     }
 
+    /// Found by the import_xlsx fuzz target against the first version: a quote inside the
+    /// XML declaration (which ends at `?>` whatever the quotes) hid a later cell from a
+    /// tokenizer that paired the quotes.
     #[test]
-    fn a_reference_split_across_chunks_is_still_seen() {
-        let xml = br#"<c r="ABCD1"/>"#;
-        for cut in 0..xml.len() {
-            let mut scanner = Scanner::default();
-            let found = scanner.feed(&xml[..cut]).or_else(|| scanner.feed(&xml[cut..]));
-            assert_eq!(found.as_deref(), Some("ABCD"), "cut at {cut}");
-        }
+    fn a_quote_in_a_processing_instruction_does_not_hide_a_cell() {
+        let xml = r#"<?xml version="1.0" standalone="ye?><sheetData><row r="4"><c r="AJJJJJJJJ4"/></row></sheetData>"#;
+        assert_eq!(first_bad(xml).as_deref(), Some("AJJJJJJJJ4"));
+    }
+
+    #[test]
+    fn every_part_is_checked_and_named_in_the_error() {
+        let file = zipped(&[
+            ("[Content_Types].xml", b"<Types/>"),
+            (
+                "xl/worksheets/sheet7.xml",
+                br#"<worksheet><c r="QQQQQ1"/></worksheet>"#,
+            ),
+        ]);
+        let Err(ApiError::InvalidRequest(message)) = check(&file) else {
+            panic!("a long reference passed");
+        };
+        assert!(
+            message.contains("\"QQQQQ1\" in xl/worksheets/sheet7.xml"),
+            "{message}"
+        );
+        let fine = zipped(&[(
+            "xl/worksheets/sheet1.xml",
+            br#"<worksheet><c r="A1"/></worksheet>"#,
+        )]);
+        assert!(check(&fine).is_ok());
+    }
+
+    #[test]
+    fn parts_unpacking_past_the_budget_are_refused() {
+        let mut reader = Reader::from_reader(BufReader::new(Budgeted {
+            inner: Cursor::new(vec![b' '; 10_000]),
+            left: 4_096,
+            exceeded: false,
+        }));
+        assert_eq!(first_bad_reference(&mut reader), None);
+        assert!(reader.get_ref().get_ref().exceeded);
     }
 
     #[test]
