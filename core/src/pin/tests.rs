@@ -343,6 +343,22 @@ fn a_deleted_keys_secret_goes_with_it() {
 }
 
 #[test]
+fn a_key_that_loses_its_pin_access_loses_its_secret_and_an_idle_delta_keeps_the_rest() {
+    let p = phone(0);
+    assert_eq!(p.op.store().pin_secret_count().unwrap(), 2);
+    // An idle delta (nothing changed) leaves every secret where it was.
+    apply(&p.op, page(vec![], vec![], &[]), false, 0);
+    assert_eq!(p.op.store().pin_secret_count().unwrap(), 2);
+    // The admin turns the Rolling PIN key into a key card: its seed goes, the static PIN stays.
+    let mut card = key("rp", AccessType::KeyCard);
+    card.card_id = Some("CARD-0043".into());
+    card.version = 2;
+    apply(&p.op, page(vec![card], vec![], &[]), false, 0);
+    assert_eq!(p.op.store().pin_secret_count().unwrap(), 1);
+    assert!(p.op.pin("rp").is_err(), "a key card shows no Rolling PIN");
+}
+
+#[test]
 fn a_pin_secret_with_both_or_neither_half_fails_the_page() {
     let mut both = seed_record("rp");
     both.static_pin = Some(STATIC.into());

@@ -327,7 +327,7 @@ impl Store {
             [],
         )?;
         super::digital_key::apply_sync(&tx, batch)?;
-        super::pins::apply_sync(&tx, &sealed_pins)?;
+        super::pins::apply_sync(&tx, batch, &sealed_pins)?;
         replace_organizations(&tx, &batch.organizations)?;
         let (ss, sns) = to_parts(synced_at);
         tx.execute(

@@ -217,10 +217,22 @@ pub(super) fn apply_sync(tx: &Transaction<'_>, batch: &SyncBatch) -> rusqlite::R
             put_list.execute(params![l.machine_id, i64::from(l.sequence), l.bytes])?;
         }
     }
-    tx.execute_batch(
-        "DELETE FROM grants WHERE key_id NOT IN (SELECT id FROM keys);
-         DELETE FROM machine_grants WHERE key_id NOT IN (SELECT id FROM keys);",
-    )?;
+    // Gone with their key. A full sync replaced every key, so whatever has no key left
+    // goes; a delta only drops the keys it names (a sweep of every grant would make even
+    // an idle sync grow with the fleet: PERFORMANCE.md "Scaling").
+    if batch.full {
+        tx.execute_batch(
+            "DELETE FROM grants WHERE key_id NOT IN (SELECT id FROM keys);
+             DELETE FROM machine_grants WHERE key_id NOT IN (SELECT id FROM keys);",
+        )?;
+    } else {
+        let mut drop_grants = tx.prepare_cached("DELETE FROM grants WHERE key_id = ?1")?;
+        let mut drop_machine_grants = tx.prepare_cached("DELETE FROM machine_grants WHERE key_id = ?1")?;
+        for id in &batch.deleted_key_ids {
+            drop_grants.execute([id])?;
+            drop_machine_grants.execute([id])?;
+        }
+    }
     if let Some(issuer) = &batch.issuer_public_key {
         tx.execute("UPDATE phone SET issuer_public_key = ?1 WHERE id = 1", [issuer])?;
     }

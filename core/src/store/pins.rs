@@ -7,7 +7,7 @@ use super::StoreError;
 use super::db::{Store, from_parts, stored_enum};
 use crate::pin::PinSecret;
 use crate::secrets::envelope::{DataKey, EnvelopeError};
-use crate::sync::batch::BatchPinSecret;
+use crate::sync::batch::{BatchPinSecret, SyncBatch};
 use opkey_protocol::model::{RollingPinInfo, Validity};
 use opkey_protocol::pin::{KeypadSlot, PinAlgorithm, PinSeed};
 use opkey_protocol::{AccessType, KeyState};
@@ -75,7 +75,11 @@ pub(super) fn seal_all(key: &DataKey, secrets: &[BatchPinSecret]) -> Result<Vec<
 }
 
 /// The PIN part of applying a sync, inside its transaction, after the keys.
-pub(super) fn apply_sync(tx: &Transaction<'_>, sealed: &[SealedPin]) -> rusqlite::Result<()> {
+pub(super) fn apply_sync(
+    tx: &Transaction<'_>,
+    batch: &SyncBatch,
+    sealed: &[SealedPin],
+) -> rusqlite::Result<()> {
     {
         let mut put = tx.prepare_cached(
             "INSERT OR REPLACE INTO pin_secrets (key_id, version, kind, sealed) VALUES (?1, ?2, ?3, ?4)",
@@ -84,11 +88,24 @@ pub(super) fn apply_sync(tx: &Transaction<'_>, sealed: &[SealedPin]) -> rusqlite
             put.execute(params![s.key_id, s.version as i64, s.kind, s.sealed])?;
         }
     }
-    // Gone with its key, or with the key's PIN access.
-    tx.execute_batch(
-        "DELETE FROM pin_secrets WHERE key_id NOT IN
-             (SELECT id FROM keys WHERE access_type IN ('rolling-pin', 'static-pin'));",
-    )?;
+    // Gone with its key, or with the key's PIN access: after a full sync, every secret
+    // without a PIN key; after a delta, only those of the keys it deleted or changed.
+    const NOT_A_PIN_KEY: &str =
+        "key_id NOT IN (SELECT id FROM keys WHERE access_type IN ('rolling-pin', 'static-pin'))";
+    if batch.full {
+        tx.execute(&format!("DELETE FROM pin_secrets WHERE {NOT_A_PIN_KEY}"), [])?;
+    } else {
+        let mut drop = tx.prepare_cached(&format!(
+            "DELETE FROM pin_secrets WHERE key_id = ?1 AND {NOT_A_PIN_KEY}"
+        ))?;
+        for id in batch
+            .deleted_key_ids
+            .iter()
+            .chain(batch.keys.iter().map(|k| &k.id))
+        {
+            drop.execute([id])?;
+        }
+    }
     Ok(())
 }
 
