@@ -185,7 +185,11 @@ pub(super) fn apply_sync(tx: &Transaction<'_>, batch: &SyncBatch) -> rusqlite::R
             "INSERT OR REPLACE INTO grants (key_id, machines, serial, valid_from, valid_to, issued_at, grant_bytes)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for g in &batch.grants {
+        // In key order (stable: one key's grants keep the order they came in), so that
+        // inserts land next to each other in the grants B-tree.
+        let mut grants: Vec<_> = batch.grants.iter().collect();
+        grants.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+        for g in grants {
             let serial = i64::from(g.serial);
             let newest: Option<i64> = newest.query_row([&g.key_id], |r| r.get(0))?;
             if newest.is_some_and(|n| n > serial) {

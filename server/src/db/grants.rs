@@ -30,7 +30,8 @@ pub struct Candidate {
 
 /// The keys of `operator_id` whose grants for `phone_id` may be out of date: changed
 /// after `since`, opening a machine changed after `since`, or with a grant due for
-/// renewal at `now`.
+/// renewal at `now`. In id order, the order of the grants table's key, so that a first
+/// sync's thousands of new grants are inserted side by side.
 pub fn candidates(
     conn: &Connection,
     phone_id: &str,
@@ -62,7 +63,7 @@ pub fn candidates(
          LEFT JOIN key_machines km ON km.key_id = k.id
          LEFT JOIN machines m ON m.id = km.machine_id AND m.ble_public_key IS NOT NULL
          GROUP BY k.id
-         ORDER BY k.seq"
+         ORDER BY k.id"
     ))?
     .query_map(params![operator_id, since, phone_id, Ts(now)], |r| {
         Ok(Candidate {
