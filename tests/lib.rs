@@ -151,25 +151,43 @@ impl Backend {
         days: i64,
     ) -> Key {
         let now = self.clock.now();
-        self.admin
-            .create_key(&CreateKey {
-                operator_id: Some(operator.to_owned()),
-                machine_ids: vec![machine.to_owned()],
-                access_type,
-                valid_from: now - Duration::hours(1),
-                valid_to: now + Duration::days(days),
-                description: String::new(),
-                card_id: access_type
-                    .is_card()
-                    .then(|| format!("card-{}", now.unix_timestamp_nanos())),
+        let mut request = personal_key_request(
+            operator,
+            machine,
+            access_type,
+            now - Duration::hours(1),
+            now + Duration::days(days),
+            "",
+        );
+        request.card_id = access_type
+            .is_card()
+            .then(|| format!("card-{}", now.unix_timestamp_nanos()));
+        self.admin.create_key(&request).await.expect("key created")
+    }
+}
 
-                static_pin: None,
-                pin_algorithm: None,
-                pin_digits: None,
-                pin_period_s: None,
-            })
-            .await
-            .expect("key created")
+/// The admin's request for a personal key of `operator` on `machine`, valid from
+/// `valid_from` to `valid_to`, with no card id, static PIN or PIN settings of its own.
+pub fn personal_key_request(
+    operator: &str,
+    machine: &str,
+    access_type: AccessType,
+    valid_from: OffsetDateTime,
+    valid_to: OffsetDateTime,
+    description: impl Into<String>,
+) -> CreateKey {
+    CreateKey {
+        operator_id: Some(operator.to_owned()),
+        machine_ids: vec![machine.to_owned()],
+        access_type,
+        valid_from,
+        valid_to,
+        description: description.into(),
+        card_id: None,
+        static_pin: None,
+        pin_algorithm: None,
+        pin_digits: None,
+        pin_period_s: None,
     }
 }
 

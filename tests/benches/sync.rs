@@ -21,8 +21,7 @@ mod budget;
 
 use budget::Row;
 use opkey_core::{CoreConfig, OpKey};
-use opkey_e2e::{Backend, Invitation, Phone};
-use opkey_protocol::api::CreateKey;
+use opkey_e2e::{Backend, Invitation, Phone, personal_key_request};
 use opkey_protocol::{AccessType, SystemClock};
 use std::path::Path;
 use std::sync::Arc;
@@ -74,19 +73,14 @@ impl Fleet {
             tasks.spawn(async move {
                 for i in (worker..n).step_by(CREATORS) {
                     admin
-                        .create_key(&CreateKey {
-                            operator_id: Some(operator_id.clone()),
-                            machine_ids: vec![machines[i % machines.len()].clone()],
-                            access_type: AccessType::DigitalKey,
-                            valid_from: now - time::Duration::hours(1),
-                            valid_to: now + time::Duration::days(30 + (i % 60) as i64),
-                            description: format!("bench key {i}"),
-                            card_id: None,
-                            static_pin: None,
-                            pin_algorithm: None,
-                            pin_digits: None,
-                            pin_period_s: None,
-                        })
+                        .create_key(&personal_key_request(
+                            &operator_id,
+                            &machines[i % machines.len()],
+                            AccessType::DigitalKey,
+                            now - time::Duration::hours(1),
+                            now + time::Duration::days(30 + (i % 60) as i64),
+                            format!("bench key {i}"),
+                        ))
                         .await
                         .expect("key created");
                 }

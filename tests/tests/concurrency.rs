@@ -8,8 +8,8 @@ use opkey_core::{
     CancelToken, CoreConfig, MemorySecretStore, OpKey, PinError, PinListener, PinView, RetryPolicy,
     UnlockOutcome,
 };
-use opkey_e2e::{Backend, Invitation, MachineUnit};
-use opkey_protocol::api::{CreateKey, EditKey};
+use opkey_e2e::{Backend, Invitation, MachineUnit, personal_key_request};
+use opkey_protocol::api::EditKey;
 use opkey_protocol::{AccessType, Clock, SystemClock};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -131,19 +131,14 @@ async fn admin_changes(
         None => {
             let key = backend
                 .admin
-                .create_key(&CreateKey {
-                    operator_id: Some(operator.to_owned()),
-                    machine_ids: vec![spare.to_owned()],
-                    access_type: AccessType::DigitalKey,
-                    valid_from: now - Duration::hours(1),
-                    valid_to: now + Duration::days(3),
-                    description: format!("spare, round {round}"),
-                    card_id: None,
-                    static_pin: None,
-                    pin_algorithm: None,
-                    pin_digits: None,
-                    pin_period_s: None,
-                })
+                .create_key(&personal_key_request(
+                    operator,
+                    spare,
+                    AccessType::DigitalKey,
+                    now - Duration::hours(1),
+                    now + Duration::days(3),
+                    format!("spare, round {round}"),
+                ))
                 .await
                 .expect("extra key created");
             *extra = Some(key.id);

@@ -5,7 +5,7 @@
 use opkey_core::Error;
 use opkey_e2e::fakes::FakeSmsProvider;
 use opkey_e2e::fault_proxy::{NetFault, NetFaultProxy, Rule, Schedule};
-use opkey_e2e::{Backend, Invitation, Phone, all_bytes_under, contains};
+use opkey_e2e::{Backend, Invitation, Phone, all_bytes_under, contains, personal_key_request};
 use opkey_protocol::api::EditKey;
 use opkey_protocol::{AccessType, KeyState};
 use opkey_server::{HttpSmsConfig, SmsConfig};
@@ -349,19 +349,14 @@ async fn one_operator_in_two_organizations_gets_keys_from_both() {
             .await
             .unwrap();
         admin
-            .create_key(&opkey_protocol::api::CreateKey {
-                operator_id: Some(in_a.operator.id.clone()),
-                machine_ids: vec![m.id],
-                access_type: AccessType::DigitalKey,
-                valid_from: now - Duration::hours(1),
-                valid_to: now + Duration::days(1),
-                description: String::new(),
-                card_id: None,
-                static_pin: None,
-                pin_algorithm: None,
-                pin_digits: None,
-                pin_period_s: None,
-            })
+            .create_key(&personal_key_request(
+                &in_a.operator.id,
+                &m.id,
+                AccessType::DigitalKey,
+                now - Duration::hours(1),
+                now + Duration::days(1),
+                "",
+            ))
             .await
             .unwrap();
     }
